@@ -1,0 +1,30 @@
+# sedwatt: two commands for a newcomer — `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= demo
+export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlruns.db
+
+.PHONY: venv demo test lint server clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/sedwatt demo --out $(DEMO_DIR)
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src analysis tests benchmarks mlflow_project
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) mlruns.db mlartifacts

@@ -1,0 +1,1 @@
+"""DESED data: layout, TSV parsing and validation, audio reading, label encoding, datasets, sampling."""

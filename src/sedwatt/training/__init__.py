@@ -1,0 +1,1 @@
+"""The DCASE 2022 mean-teacher training loop and its callbacks."""
