@@ -17,12 +17,18 @@ import torchaudio.functional as AF
 from sedwatt.errors import SedwattError
 
 
+def _reason(exc: Exception) -> str:
+    """libsndfile says "Error opening '<path>': Format not recognised." — keep the reason only."""
+    text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+    return text.rsplit("': ", 1)[-1].rstrip(".")
+
+
 def audio_info(path: Path) -> tuple[int, int]:
     """(sample rate, frames) from the header; SedwattError if unreadable."""
     try:
         info = sf.info(str(path))
     except (RuntimeError, sf.LibsndfileError) as exc:
-        raise SedwattError(f"{path}: unreadable audio ({str(exc).splitlines()[0]})") from None
+        raise SedwattError(f"{path}: unreadable audio ({_reason(exc)})") from None
     return int(info.samplerate), int(info.frames)
 
 
@@ -31,7 +37,7 @@ def read_audio(path: Path, sample_rate: int) -> np.ndarray:
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except (RuntimeError, sf.LibsndfileError) as exc:
-        raise SedwattError(f"{path}: unreadable audio ({str(exc).splitlines()[0]})") from None
+        raise SedwattError(f"{path}: unreadable audio ({_reason(exc)})") from None
     if data.shape[0] == 0:
         raise SedwattError(f"{path}: empty audio (0 samples)")
     mono = data.mean(axis=1)

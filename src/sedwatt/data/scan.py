@@ -19,7 +19,16 @@ from tqdm.auto import tqdm
 from sedwatt.config import SedwattConfig
 from sedwatt.data import tsv
 from sedwatt.data.audio import audio_info
-from sedwatt.data.layout import ALL_SETS, DEVTEST, SYNTH_TRAIN, SYNTH_VAL, UNLABELLED, WEAK, DesedLayout, SetSpec
+from sedwatt.data.layout import (
+    ALL_SETS,
+    DEVTEST,
+    SYNTH_TRAIN,
+    SYNTH_VAL,
+    UNLABELLED,
+    WEAK,
+    DesedLayout,
+    SetSpec,
+)
 from sedwatt.errors import DataProblems, SedwattError
 
 TRAINING_SETS: tuple[SetSpec, ...] = (SYNTH_TRAIN, WEAK, UNLABELLED, SYNTH_VAL)
@@ -103,12 +112,13 @@ def _scan_set(layout: DesedLayout, spec: SetSpec, config: SedwattConfig, problem
         listed = tsv.read_durations(durations_path, problems)
 
     probes = _probe([audio_dir / n for n in names], f"checking {spec.name}", progress)
-    where = label_path if label_path is not None else audio_dir
+    first_line = strong.first_line if strong is not None else weak.rows if weak is not None else {}
     on_disk: dict[str, float] = {}
     for name in names:
         probe = probes[audio_dir / name]
         if isinstance(probe, str):
-            problems.append(f"{where}: {name}: {probe} ({audio_dir / name})")
+            where = f"{label_path}:{first_line[name]}: {name}: " if name in first_line else ""
+            problems.append(f"{where}{audio_dir / name}: {probe}")
             continue
         sr, frames = probe
         on_disk[name] = frames / sr

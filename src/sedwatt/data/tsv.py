@@ -27,6 +27,7 @@ class StrongLabels:
 
     events: dict[str, list[tuple[float, float, str]]] = field(default_factory=dict)
     event_lines: dict[str, list[int]] = field(default_factory=dict)  # TSV line of each event (for messages)
+    first_line: dict[str, int] = field(default_factory=dict)  # TSV line where each clip first appears
 
     def frame(self) -> pd.DataFrame:
         """DCASE ground-truth DataFrame (clips without events are absent; they live in durations)."""
@@ -88,6 +89,7 @@ def read_strong(path: Path, classes: tuple[str, ...], problems: list[str]) -> St
             continue
         events = out.events.setdefault(name, [])
         lines = out.event_lines.setdefault(name, [])
+        out.first_line.setdefault(name, i)
         if not label and not on_s and not off_s:
             continue  # a clip without events
         if not label:
