@@ -18,6 +18,7 @@ from sedwatt.errors import SedwattError
 COMMANDS: tuple[str, ...] = (
     "make_data",
     "check_data",
+    "train",
 )
 
 

@@ -1,0 +1,104 @@
+"""One tracked training run: data check → MLflow run → trainer with energy, stopping and tracking callbacks.
+
+This is the single entry that ``sedwatt train``, the MLproject ``main`` entry point and every Optuna
+trial go through, so a trial's run holds exactly what a normal training run holds. The data are
+validated before any MLflow run is created: bad input never leaves a half-made run behind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sedwatt.config import SedwattConfig, load_config
+from sedwatt.errors import SedwattError
+from sedwatt.training.callbacks import Callback, RunState
+
+
+@dataclass
+class TrainOutcome:
+    run_id: str
+    state: RunState
+    summary: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def best_val_f1(self) -> float:
+        return max((h["val_f1"] for h in self.state.history), default=0.0)
+
+
+def _resume_checkpoint(run_id: str, out_dir: Path) -> Path:
+    """The last checkpoint of a run: local when this machine ran it, else downloaded from its artifacts."""
+    import mlflow
+
+    local = out_dir / "checkpoints" / "last.pt"
+    if local.is_file():
+        return local
+    try:
+        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="checkpoints/last.pt", dst_path=str(out_dir))
+    except Exception as exc:
+        raise SedwattError(f"--resume {run_id}: no checkpoint to resume from ({exc.__class__.__name__})") from None
+    return Path(path)
+
+
+def resume_config(run_id: str, overrides: tuple[str, ...] | list[str] = ()) -> SedwattConfig:
+    """The config a run was started with (its config.yaml artifact), plus new overrides."""
+    import mlflow
+
+    try:
+        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="config.yaml")
+    except Exception as exc:
+        raise SedwattError(f"--resume {run_id}: run or its config.yaml not found ({exc.__class__.__name__})") from None
+    return load_config(path, overrides)
+
+
+def train_run(
+    config: SedwattConfig,
+    data_dir: Path | str,
+    *,
+    run_name: str | None = None,
+    parent_run_id: str | None = None,
+    resume_run_id: str | None = None,
+    extra_tags: dict[str, str] | None = None,
+    extra_callbacks: list[Callback] | None = None,
+    log_system_metrics: bool | None = None,
+) -> TrainOutcome:
+    import mlflow
+
+    from sedwatt.data.datasets import build_training_data
+    from sedwatt.data.scan import load_clips
+    from sedwatt.energy import EnergyCallback
+    from sedwatt.tracking import MLflowCallback, configure_tracking, ensure_experiment
+    from sedwatt.training.early_stopping import stopping_callbacks
+    from sedwatt.training.loop import Trainer
+
+    configure_tracking()
+    scan = load_clips(data_dir, config)
+    data = build_training_data(scan, config)
+    experiment_id = ensure_experiment(config.tracking.experiment)
+
+    start_kwargs: dict[str, Any] = {"log_system_metrics": log_system_metrics}
+    if resume_run_id:
+        start_kwargs["run_id"] = resume_run_id
+    else:
+        start_kwargs.update(experiment_id=experiment_id, run_name=run_name)
+        if parent_run_id:
+            start_kwargs["parent_run_id"] = parent_run_id
+        elif mlflow.active_run() is not None:
+            start_kwargs["nested"] = True
+    with mlflow.start_run(**start_kwargs) as run:
+        run_id = run.info.run_id
+        out_dir = Path(config.train.out_dir).resolve() / run_id
+        tags = {"sedwatt.kind": "train", "sedwatt.out_dir": str(out_dir), "sedwatt.data": str(Path(data_dir).resolve())}
+        mlflow.set_tags({**tags, **(extra_tags or {})})
+        callbacks: list[Callback] = []
+        if config.energy.enabled:
+            callbacks.append(EnergyCallback(config.energy, out_dir, config.train.epochs))
+        callbacks += stopping_callbacks(config.train)
+        callbacks += list(extra_callbacks or [])
+        tracker = MLflowCallback(run_id)
+        callbacks.append(tracker)
+        trainer = Trainer(config, data, out_dir, callbacks)
+        resume_from = _resume_checkpoint(run_id, out_dir) if resume_run_id else None
+        state = trainer.fit(resume_from=resume_from)
+        return TrainOutcome(run_id=run_id, state=state, summary=dict(getattr(tracker, "summary", {}) or {}))
