@@ -19,6 +19,7 @@ COMMANDS: tuple[str, ...] = (
     "make_data",
     "check_data",
     "train",
+    "search",
 )
 
 
