@@ -1,0 +1,149 @@
+"""Schedules, EMA, mixup and the mean-teacher loss against hand-computed values (baseline.md §3)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sedwatt.config import load_config
+from sedwatt.training.callbacks import RunState
+from sedwatt.training.early_stopping import EnergyAwareStopping, PatienceStopping, SlowdownStopping
+from sedwatt.training.mean_teacher import MeanTeacherStep, update_ema
+from sedwatt.training.mixup import mixup_batch
+from sedwatt.training.schedules import consistency_weight, ema_decay, learning_rate, rampup
+
+
+def test_rampup_values_from_the_recipe():
+    R = 50 * 118
+    assert rampup(1, R) == pytest.approx(0.00675, abs=5e-6)
+    assert rampup(118, R) == pytest.approx(0.00821, abs=5e-6)
+    assert rampup(2950, R) == pytest.approx(0.2865, abs=5e-5)
+    assert rampup(5900, R) == 1.0 and rampup(10_000, R) == 1.0
+    assert consistency_weight(1, 2.0, R, -5) == pytest.approx(0.0135, abs=5e-5)
+    assert consistency_weight(5900, 2.0, R, -5) == 2.0
+
+
+def test_learning_rate_quirk_and_ema_decay():
+    R = 5900
+    assert learning_rate(1, 1e-3, R, -5, first_step_full_lr=True) == 1e-3
+    assert learning_rate(1, 1e-3, R, -5, first_step_full_lr=False) == pytest.approx(1e-3 * math.exp(-5 * (1 - 1 / R) ** 2))
+    assert learning_rate(2, 1e-3, R, -5, True) == pytest.approx(6.76e-6, rel=1e-2)
+    assert ema_decay(1, 0.999) == 0.5
+    assert ema_decay(3, 0.999) == 0.75
+    assert ema_decay(999, 0.999) == 0.999 and ema_decay(5000, 0.999) == 0.999
+
+
+def test_ema_updates_parameters_not_buffers():
+    student = torch.nn.BatchNorm1d(3)
+    teacher = torch.nn.BatchNorm1d(3)
+    with torch.no_grad():
+        student.weight.fill_(2.0)
+        teacher.weight.fill_(1.0)
+        student.running_mean.fill_(5.0)
+    update_ema(teacher, student, alpha=0.75)
+    torch.testing.assert_close(teacher.weight, torch.full((3,), 0.75 * 1 + 0.25 * 2))
+    assert torch.all(teacher.running_mean == 0)
+
+
+def test_mixup_rules():
+    rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+    mel = torch.rand(8, 4, 5)
+    strong = (torch.rand(8, 3, 5) > 0.5).float()
+    weak = (torch.rand(8, 3) > 0.5).float()
+    m_mel, m_strong, m_weak = mixup_batch(mel, strong, weak, n_synth=2, n_weak=2, alpha=0.2, rng=rng)
+    assert m_mel.shape == mel.shape and m_strong.shape == strong.shape and m_weak.shape == weak.shape
+    # unlabelled rows (4..7) untouched, labels stay in [0, 1]
+    assert torch.equal(m_mel[4:], mel[4:])
+    assert m_strong.min() >= 0 and m_strong.max() <= 1 and m_weak.min() >= 0 and m_weak.max() <= 1
+    # strong part mixes frame labels only within rows 0..1, weak part clip labels within rows 2..3
+    assert torch.equal(m_strong[2:], strong[2:]) and torch.equal(m_weak[:2], weak[:2])
+    # the mix is convex: each mixed row is λ·x_i + (1-λ)·x_perm(i) with the same λ for data and labels
+    for rows, labels in ((slice(0, 2), m_strong), (slice(2, 4), m_weak)):
+        x = mel[rows]
+        y = m_mel[rows]
+        same = torch.allclose(y, x, atol=1e-6)
+        if not same:  # a non-trivial permutation: check the two-row convex combination
+            lam = ((y[0] - x[1]) / (x[0] - x[1])).flatten()
+            assert torch.allclose(lam, lam[0].expand_as(lam), atol=1e-4)
+            assert 0 <= lam[0] <= 1
+
+
+class _Tiny(torch.nn.Module):
+    """Maps [B, M, T] → strong [B, 2, T], weak [B, 2] with a linear layer; enough to check the arithmetic."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(3, 2)
+
+    def forward(self, x):
+        strong = torch.sigmoid(self.lin(x.transpose(1, 2))).transpose(1, 2)
+        return strong, strong.mean(-1)
+
+
+def test_mean_teacher_loss_arithmetic():
+    cfg = load_config(None, ["train.batch_size=4", "train.mixup_prob=0", "features.n_mels=3"])
+    torch.manual_seed(0)
+    student, teacher = _Tiny(), _Tiny()
+    step = MeanTeacherStep(student, teacher, cfg, steps_per_epoch=10, device=torch.device("cpu"))
+    mel = torch.rand(4, 3, 6) + 0.1
+    strong = (torch.rand(4, 2, 6) > 0.5).float()
+    weak = (torch.rand(4, 2) > 0.5).float()
+    before_s = [p.detach().clone() for p in student.parameters()]
+    before_t = [p.detach().clone() for p in teacher.parameters()]
+
+    from sedwatt.features import log_normalise
+
+    x = log_normalise(mel, cfg.features)
+    with torch.no_grad():
+        ss, ws = student(x)
+        st, wt = teacher(x)
+    bce = torch.nn.functional.binary_cross_entropy
+    mse = torch.nn.functional.mse_loss
+    w = 2.0 * math.exp(-5 * (1 - 1 / 500) ** 2)  # R = 50 epochs × 10 steps
+    expected = bce(ss[:1], strong[:1]) + bce(ws[1:2], weak[1:2]) + w * (mse(ss, st) + mse(ws, wt))
+    result = step(mel, strong, weak, np.random.default_rng(0))
+    assert result.loss == pytest.approx(float(expected), rel=1e-6)
+    assert result.consistency_weight == pytest.approx(w)
+    assert result.lr == 1e-3  # step 1: the recipe's full-lr quirk
+    # EMA used the student's pre-update weights with α(1) = 0.5
+    for t, s0, t0 in zip(teacher.parameters(), before_s, before_t, strict=True):
+        torch.testing.assert_close(t, 0.5 * t0 + 0.5 * s0)
+    assert any(not torch.equal(p, p0) for p, p0 in zip(student.parameters(), before_s, strict=True))
+
+
+def _state(history):
+    state = RunState(config=load_config(), out_dir=None)
+    state.history = history
+    return state
+
+
+def test_patience_stopping():
+    cb = PatienceStopping(patience=2)
+    hist = [{"obj_metric": v} for v in (0.1, 0.3, 0.2, 0.25)]
+    state = _state(hist[:3])
+    cb.on_epoch_end(state, hist[2])
+    assert state.stop_reason is None
+    state = _state(hist)
+    cb.on_epoch_end(state, hist[3])
+    assert state.stop_reason and "2 epochs" in state.stop_reason
+
+
+def test_slowdown_and_energy_aware_stopping():
+    hist = [{"val_f1": v, "energy_kwh": 0.01} for v in (0.2, 0.4, 0.5, 0.505, 0.506)]
+    state = _state(hist)
+    SlowdownStopping(min_rel_gain=0.05, window=2).on_epoch_end(state, hist[-1])
+    assert state.stop_reason and state.stop_reason.startswith("slowdown")  # 0.5 → 0.506 = 1.2 % < 5 %
+    state = _state(hist)
+    SlowdownStopping(min_rel_gain=0.01, window=2).on_epoch_end(state, hist[-1])
+    assert state.stop_reason is None
+    # energy: +1.2 % of F1 for 0.02 kWh = 0.6 per kWh
+    state = _state(hist)
+    EnergyAwareStopping(min_rel_gain_per_kwh=1.0, window=2).on_epoch_end(state, hist[-1])
+    assert state.stop_reason and state.stop_reason.startswith("energy")
+    state = _state(hist)
+    EnergyAwareStopping(min_rel_gain_per_kwh=0.5, window=2).on_epoch_end(state, hist[-1])
+    assert state.stop_reason is None
