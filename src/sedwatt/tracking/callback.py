@@ -1,0 +1,297 @@
+"""The tracking callback: records a training run in MLflow exactly as the run schema says.
+
+It writes into the run that was active when training started (the train entry's ``start_run``,
+which under ``mlflow run`` resumes ``MLFLOW_RUN_ID``, or an Optuna trial's nested run); the run id
+is given at construction and every write names it, so nothing depends on MLflow's global state.
+All writes go through a ``ResilientLogger``: if the server goes away, training continues and the
+records wait in memory and in ``<out_dir>/mlflow-spool.jsonl`` (see resilient.py).
+
+What it writes (schema.md):
+- train start: params (flattened config + batch split, seed, dataset fingerprint, config name; keys
+  already on the run are never re-logged, a different value goes to ``sedwatt.<key>``), tags
+  (``hw.*`` from sedwatt.hardware, ``state.info["tags"]`` such as ``energy.*``; ``sedwatt.kind`` only
+  if given ``kind=``: the train entry sets it, and a trial's own value must not be overwritten),
+  config.yaml;
+- each epoch end: one ``log_batch`` with every numeric metric at step = epoch;
+- train end (also after a failure): tags again (late additions, ``sedwatt.stop_reason``), the
+  curve summary from ``sedwatt.convergence.summarize_curve`` and ``best_epoch`` at step = last
+  epoch, artifacts (``state.info["artifacts"]``, checkpoints, plots/f1_vs_energy.png), and — only
+  when training did not fail — the best checkpoint's student as an MLflow model, registered under
+  ``tracking.registered_model_name`` with a version tagged by hardware, best F1 and energy.
+
+Run *status* is not set here: ``start_tracked_run`` (runs.py) ends the run FINISHED, FAILED or
+KILLED (Ctrl-C), and spools that too when the server is away.
+
+``state.info["artifacts"]`` maps a place in the run to a local file or folder (or a list of them):
+``{"energy": "out/energy/epochs.csv"}`` uploads ``energy/epochs.csv``; a key ending in the file's
+own name (``"energy/epochs.csv"``) means the same.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sedwatt.training.callbacks import Callback, RunState
+
+logger = logging.getLogger(__name__)
+
+SPOOL_NAME = "mlflow-spool.jsonl"
+# sedwatt.convergence.CurveSummary field → schema metric name.
+SUMMARY_METRICS: dict[str, str] = {
+    "max_f1": "best_val_f1",
+    "time_s": "train_time_s",
+    "energy_total_kwh": "energy_total_kwh",
+    "wh_per_epoch": "wh_per_epoch",
+    "wh_per_minute": "wh_per_minute",
+    "energy_at_f1_40_kwh": "energy_at_f1_40_kwh",
+    "energy_at_95pct_max_kwh": "energy_at_95pct_max_kwh",
+    "energy_at_max_kwh": "energy_at_max_kwh",
+    "extra_cost_95_to_max": "extra_cost_95_to_max",
+    "savings_stop_at_best": "savings_stop_at_best",
+    "savings_stop_at_95pct": "savings_stop_at_95pct",
+}
+# Extra params taken from state.info (the loop fills them), schema.md "Params".
+INFO_PARAMS = ("batch_size", "batch_synth", "batch_weak", "batch_unlabelled", "seed", "dataset_fingerprint")
+
+
+def spool_path_for(out_dir: Path) -> Path:
+    return Path(out_dir) / SPOOL_NAME
+
+
+def training_failed(stop_reason: str | None) -> bool:
+    """The loop writes ``failed: …`` or ``interrupted``; early-stopping reasons are normal ends."""
+    return bool(stop_reason) and stop_reason.startswith(("failed", "interrupted"))
+
+
+def hardware_tags() -> dict[str, str]:
+    try:
+        from sedwatt.hardware import hardware_tags as probe
+    except ImportError:
+        logger.warning("sedwatt.hardware is not available: no hw.* tags")
+        return {}
+    return {key: str(value) for key, value in probe().items()}
+
+
+def numeric_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    return {
+        key: float(value)
+        for key, value in metrics.items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    }
+
+
+def run_params(state: RunState) -> dict[str, str]:
+    """schema.md params: the flattened config plus the run-level values."""
+    config = state.config
+    params = dict(config.flat())
+    synth, weak, unlabelled = config.train.batch_split
+    defaults = {
+        "batch_size": config.train.batch_size,
+        "batch_synth": synth,
+        "batch_weak": weak,
+        "batch_unlabelled": unlabelled,
+        "seed": config.train.seed,
+    }
+    for key in INFO_PARAMS:
+        value = state.info.get(key, defaults.get(key))
+        if value is not None:
+            params[key] = str(value)
+    params["config_name"] = config.name
+    return params
+
+
+def summary_metrics(history: list[dict[str, float]]) -> dict[str, float]:
+    """End-of-run metrics from the per-epoch curve; a target never reached is left out."""
+    f1 = [epoch.get("val_f1") for epoch in history]
+    if not history or any(not isinstance(v, int | float) for v in f1):
+        return {}
+    energy = [epoch.get("energy_cum_kwh") for epoch in history]
+    times = [epoch.get("cum_time_s") for epoch in history]
+    if all(isinstance(v, int | float) for v in energy + times):
+        from sedwatt.convergence import summarize_curve
+
+        summary = summarize_curve(f1, energy, times)
+        out = {}
+        for field_name, metric in SUMMARY_METRICS.items():
+            value = getattr(summary, field_name, None)
+            if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+                out[metric] = float(value)
+        return out
+    # No energy measured (energy.enabled=false): only what the curve itself says.
+    out = {"best_val_f1": float(max(f1))}
+    if isinstance(times[-1], int | float):
+        out["train_time_s"] = float(times[-1])
+    return out
+
+
+def _write_text_atomic(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def artifact_entries(artifacts: dict[str, Any]) -> list[tuple[Path, str | None]]:
+    """``state.info["artifacts"]`` → (local path, artifact folder) pairs."""
+    entries: list[tuple[Path, str | None]] = []
+    for key, value in artifacts.items():
+        paths = value if isinstance(value, list | tuple) else [value]
+        for raw in paths:
+            local = Path(raw)
+            place = str(key).strip("/")
+            if place and Path(place).name == local.name and not local.is_dir():
+                place = str(Path(place).parent) if Path(place).parent != Path(".") else ""
+            entries.append((local, place or None))
+    return entries
+
+
+class MLflowCallback(Callback):
+    """Records one training run in MLflow run ``run_id`` (see the module docstring for what and when)."""
+
+    def __init__(
+        self,
+        run_id: str,
+        *,
+        tracking_uri: str | None = None,
+        kind: str | None = None,
+        spool_path: Path | None = None,
+        client: Any = None,
+        retry_attempts: int = 2,
+        retry_wait_s: float = 1.0,
+    ) -> None:
+        self.run_id = run_id
+        self.tracking_uri = tracking_uri
+        self.kind = kind
+        self.spool_path = spool_path
+        self.client = client
+        self.retry_attempts = retry_attempts
+        self.retry_wait_s = retry_wait_s
+        self.log: Any = None  # the ResilientLogger, made at train start
+        self.hw_tags: dict[str, str] = {}
+        self.summary: dict[str, float] = {}  # end-of-run metrics, filled at train end
+        self.model_logged = False  # True once the model reached the server (False: spooled or skipped)
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _tags(self, state: RunState) -> dict[str, str]:
+        tags = dict(self.hw_tags)
+        tags.update({str(k): str(v) for k, v in (state.info.get("tags") or {}).items()})
+        if self.kind:
+            tags["sedwatt.kind"] = self.kind
+        if state.stop_reason:
+            tags["sedwatt.stop_reason"] = state.stop_reason[:5000]
+        return tags
+
+    def _artifact(self, local: Path, place: str | None) -> None:
+        from sedwatt.tracking.resilient import artifact_op
+
+        if not local.exists():
+            logger.warning("artifact %s does not exist: not logged", local)
+            return
+        self.log.submit(artifact_op(self.run_id, local, place))
+
+    # -- hooks ----------------------------------------------------------------------------------
+    def on_train_start(self, state: RunState) -> None:
+        from sedwatt.tracking.resilient import ResilientLogger, batch_op, params_op
+
+        self.log = ResilientLogger(
+            spool_path=Path(self.spool_path) if self.spool_path else spool_path_for(state.out_dir),
+            tracking_uri=self.tracking_uri,
+            attempts=self.retry_attempts,
+            wait_s=self.retry_wait_s,
+            client=self.client,
+        )
+        self.hw_tags = hardware_tags()
+        self.log.submit(params_op(self.run_id, run_params(state)))
+        self.log.submit(batch_op(self.run_id, tags=self._tags(state)))
+        import yaml
+
+        config_file = _write_text_atomic(
+            Path(state.out_dir) / "tracking" / "config.yaml",
+            yaml.safe_dump(state.config.model_dump(mode="json"), sort_keys=False),
+        )
+        self._artifact(config_file, None)
+
+    def on_epoch_end(self, state: RunState, metrics: dict[str, float]) -> None:
+        from sedwatt.tracking.resilient import batch_op
+
+        if self.log is None:
+            return
+        values = numeric_metrics(metrics)
+        if values:
+            self.log.submit(batch_op(self.run_id, values, step=state.epoch))
+
+    def on_train_end(self, state: RunState) -> None:
+        from sedwatt.tracking.resilient import batch_op
+
+        if self.log is None:  # train start never ran
+            return
+        try:
+            last_epoch = len(state.history)
+            summary = summary_metrics(state.history)
+            if state.best_epoch is not None:
+                summary["best_epoch"] = float(state.best_epoch)
+            self.summary = summary
+            self.log.submit(batch_op(self.run_id, summary, step=last_epoch, tags=self._tags(state)))
+            for local, place in artifact_entries(state.info.get("artifacts") or {}):
+                self._artifact(local, place)
+            if state.config.tracking.log_checkpoints:
+                for checkpoint in (state.best_checkpoint, state.last_checkpoint):
+                    if checkpoint.is_file():
+                        self._artifact(checkpoint, "checkpoints")
+            self._log_plot(state)
+            if state.config.tracking.log_model and state.student is not None and not training_failed(state.stop_reason):
+                self._log_model(state, summary)
+        finally:
+            self.log.close()
+
+    def _log_plot(self, state: RunState) -> None:
+        from sedwatt.tracking.plots import plot_f1_vs_energy
+
+        png = plot_f1_vs_energy(
+            state.history,
+            Path(state.out_dir) / "plots" / "f1_vs_energy.png",
+            best_epoch=state.best_epoch,
+            title=f"{state.config.name}: F1 vs energy",
+        )
+        if png is not None:
+            self._artifact(png, "plots")
+
+    def _log_model(self, state: RunState, summary: dict[str, float]) -> None:
+        from sedwatt.tracking import registry
+
+        model = registry.best_student(state.student, state.best_checkpoint)
+        name = state.config.tracking.registered_model_name
+        version_tags = dict(self.hw_tags)
+        for key in ("best_val_f1", "energy_total_kwh"):
+            if key in summary:
+                version_tags[key] = repr(summary[key])
+        requirements = registry.pip_requirements()
+        step = int(state.best_epoch or 0)
+        op = {
+            "op": "log_model",
+            "run_id": self.run_id,
+            "registered_model_name": name,
+            "version_tags": version_tags,
+            "pip_requirements": requirements,
+            "step": step,
+        }
+
+        def live() -> None:
+            registry.log_and_register(model, self.run_id, name, version_tags, requirements, step)
+
+        def defer(pending: dict[str, Any]) -> dict[str, Any]:
+            folder = registry.save_pending_model(model, Path(state.out_dir) / "tracking" / "pending_model", requirements)
+            return {**pending, "model_dir": str(folder.resolve())}
+
+        self.model_logged = self.log.submit(op, action=live, on_defer=defer)

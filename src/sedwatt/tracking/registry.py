@@ -1,0 +1,110 @@
+"""The trained model in MLflow: logged loadable (pickle, not torch.export), registered, version tagged.
+
+``mlflow.pytorch.log_model`` in 3.x defaults to torch.export, which needs an input example and
+then freezes the clip length (stack_notes §3.4): a CRNN must be logged with
+``serialization_format="pickle"``. When the server is down at train end, the model is saved to a
+local folder and logged from there by ``sedwatt sync``.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+MODEL_NAME = "model"  # the LoggedModel name (models live under <experiment>/models/m-<id>/)
+
+
+def pip_requirements() -> list[str]:
+    """Pinned without local version labels (``torch==2.11.0+cpu`` is not installable from PyPI)."""
+    import mlflow
+    import torch
+
+    return [f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}"]
+
+
+def best_student(student: Any, best_checkpoint: Path | None) -> Any:
+    """A CPU, eval-mode copy of ``student`` holding the best checkpoint's weights (if there is one)."""
+    model = copy.deepcopy(student).cpu()
+    if best_checkpoint is not None and Path(best_checkpoint).is_file():
+        from sedwatt.training.checkpoint import load_checkpoint
+
+        model.load_state_dict(load_checkpoint(Path(best_checkpoint))["student"])
+    return model.eval()
+
+
+def log_model(model: Any, run_id: str, requirements: list[str] | None = None, step: int = 0) -> str:
+    """Log ``model`` for ``run_id`` (no active run needed); returns the model URI (``models:/m-…``)."""
+    import mlflow.pytorch
+
+    info = mlflow.pytorch.log_model(
+        model,
+        name=MODEL_NAME,
+        serialization_format="pickle",
+        pip_requirements=requirements or pip_requirements(),
+        step=step,  # links the run's metrics at this epoch to the LoggedModel
+        run_id=run_id,  # forwarded to mlflow.models.Model.log
+    )
+    return info.model_uri
+
+
+def register_model_version(model_uri: str, name: str, run_id: str, version_tags: dict[str, str]) -> str:
+    """A new version of registered model ``name`` from ``model_uri``, tagged; returns the version."""
+    import mlflow
+
+    version = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in version_tags.items()})
+    return str(version.version)
+
+
+def save_pending_model(model: Any, folder: Path, requirements: list[str] | None = None) -> Path:
+    """Save the model locally (the server is away) so that ``sedwatt sync`` can log it later."""
+    import shutil
+
+    import mlflow.pytorch
+
+    folder = Path(folder)
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    mlflow.pytorch.save_model(
+        model, str(folder), serialization_format="pickle", pip_requirements=requirements or pip_requirements()
+    )
+    return folder
+
+
+def log_and_register(
+    model: Any,
+    run_id: str,
+    registered_model_name: str | None,
+    version_tags: dict[str, str],
+    requirements: list[str] | None = None,
+    step: int = 0,
+) -> str:
+    """Log, then register (if named); if only the registration fails, raise ``PartialOp`` with what is left."""
+    from sedwatt.tracking.resilient import PartialOp
+
+    model_uri = log_model(model, run_id, requirements, step)
+    if registered_model_name:
+        try:
+            register_model_version(model_uri, registered_model_name, run_id, version_tags)
+        except Exception as exc:  # the model is logged; only the registration is left to do
+            remaining = {
+                "op": "register_model",
+                "run_id": run_id,
+                "model_uri": model_uri,
+                "registered_model_name": registered_model_name,
+                "version_tags": dict(version_tags),
+            }
+            raise PartialOp(remaining, exc) from exc
+    return model_uri
+
+
+def log_pending_model(op: dict[str, Any]) -> None:
+    """Replay a spooled ``log_model``: load the saved folder, log it, then register it (if named)."""
+    import mlflow.pytorch
+
+    model = mlflow.pytorch.load_model(op["model_dir"], map_location="cpu")
+    log_and_register(
+        model, op["run_id"], op.get("registered_model_name"), op.get("version_tags", {}),
+        op.get("pip_requirements"), int(op.get("step", 0)),
+    )  # fmt: skip

@@ -1,0 +1,387 @@
+"""Logging that survives a tracking-server outage: training goes on, nothing is lost.
+
+Every write to MLflow is an *operation*, a small JSON record (log a batch, log params, upload an
+artifact, log the model, register it, end the run). ``ResilientLogger.submit`` tries it now, with a
+short tenacity retry on errors that can pass (connection refused, 5xx, timeouts); if the server
+stays away the operation joins an in-memory queue **and** a JSONL spool file on disk at once, so
+even a killed process keeps it. The queue is retried, in order, at every later submit (each epoch
+end) and at ``close`` (train end). If the server never came back, the spool stays with a one-line
+``sedwatt sync <spool>`` hint; ``replay_spool`` (the ``sedwatt sync`` command) sends it later.
+
+Errors that will not pass by waiting (invalid value, unknown run, permission denied) are not
+retried during training; they are kept in the spool with their error so the user can see them.
+Metric timestamps are fixed when the metric is produced, so a late send stores the true times.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sedwatt.tracking.params import reconcile_params
+from sedwatt.tracking.uri import redact_uri
+
+logger = logging.getLogger(__name__)
+
+SPOOL_VERSION = 1
+TRANSIENT_CODES = frozenset(
+    {
+        "INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "IO_ERROR", "SERVICE_UNDER_MAINTENANCE",
+        "WORKSPACE_TEMPORARILY_UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED",
+        "REQUEST_LIMIT_EXCEEDED", "COULD_NOT_ACQUIRE_LOCK", "UNPARSEABLE_HTTP_ERROR",
+    }
+)  # fmt: skip
+
+Op = dict[str, Any]
+
+
+class PartialOp(Exception):
+    """Part of an operation went through; ``remaining`` is what is still to send (e.g. register after log)."""
+
+    def __init__(self, remaining: Op, cause: BaseException) -> None:
+        super().__init__(f"{remaining['op']} still to do: {cause}")
+        self.remaining = remaining
+        self.cause = cause
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures that waiting can cure: the server or network is away, busy or erroring."""
+    if isinstance(exc, PartialOp):
+        return is_transient(exc.cause)
+    from mlflow.exceptions import MlflowException
+
+    if isinstance(exc, MlflowException):
+        return exc.error_code in TRANSIENT_CODES
+    import requests
+
+    if isinstance(exc, requests.RequestException):
+        return True
+    try:
+        from botocore.exceptions import ConnectionError as BotoConnectionError
+        from botocore.exceptions import HTTPClientError
+
+        if isinstance(exc, BotoConnectionError | HTTPClientError):
+            return True
+    except ImportError:  # pragma: no cover - boto3 is a dependency
+        pass
+    if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError):
+        return False  # a local file problem: waiting will not fix it
+    return isinstance(exc, ConnectionError | TimeoutError | OSError)
+
+
+# --- operations -----------------------------------------------------------------------------
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def batch_op(
+    run_id: str,
+    metrics: dict[str, float] | None = None,
+    step: int = 0,
+    tags: dict[str, str] | None = None,
+    timestamp_ms: int | None = None,
+) -> Op:
+    stamp = timestamp_ms if timestamp_ms is not None else now_ms()
+    return {
+        "op": "log_batch",
+        "run_id": run_id,
+        "metrics": [[key, float(value), stamp, int(step)] for key, value in (metrics or {}).items()],
+        "tags": {key: str(value) for key, value in (tags or {}).items()},
+    }
+
+
+def params_op(run_id: str, params: dict[str, Any]) -> Op:
+    return {"op": "log_params", "run_id": run_id, "params": {key: str(value) for key, value in params.items()}}
+
+
+def artifact_op(run_id: str, local_path: Path, artifact_path: str | None) -> Op:
+    """Upload a file, or a folder's contents, under ``artifact_path`` (None = the run's root)."""
+    local = Path(local_path).resolve()
+    return {"op": "log_artifact", "run_id": run_id, "local_path": str(local), "artifact_path": artifact_path,
+            "directory": local.is_dir()}  # fmt: skip
+
+
+def terminate_op(run_id: str, status: str) -> Op:
+    return {"op": "set_terminated", "run_id": run_id, "status": status, "end_time": now_ms()}
+
+
+def apply_op(op: Op, client: Any) -> None:
+    """Send one operation through ``client`` (an ``MlflowClient``); raises on failure."""
+    kind = op["op"]
+    run_id = op["run_id"]
+    if kind == "log_batch":
+        from mlflow.entities import Metric, RunTag
+
+        client.log_batch(
+            run_id,
+            metrics=[Metric(key, value, int(stamp), int(step)) for key, value, stamp, step in op["metrics"]],
+            tags=[RunTag(key, value) for key, value in op["tags"].items()],
+            synchronous=True,
+        )
+    elif kind == "log_params":
+        from mlflow.entities import Param
+
+        existing = client.get_run(run_id).data.params
+        to_log, renamed = reconcile_params(existing, op["params"])
+        for key in renamed:
+            logger.warning("param %s differs from the value already on run %s: logged as %s", key[len("sedwatt."):], run_id, key)
+        merged = {**to_log, **renamed}
+        if merged:
+            client.log_batch(run_id, params=[Param(k, v) for k, v in merged.items()], synchronous=True)
+    elif kind == "log_artifact":
+        if op.get("directory"):
+            client.log_artifacts(run_id, op["local_path"], op.get("artifact_path"))
+        else:
+            client.log_artifact(run_id, op["local_path"], op.get("artifact_path"))
+    elif kind == "log_model":
+        from sedwatt.tracking.registry import log_pending_model
+
+        log_pending_model(op)
+    elif kind == "register_model":
+        from sedwatt.tracking.registry import register_model_version
+
+        register_model_version(op["model_uri"], op["registered_model_name"], run_id, op.get("version_tags", {}))
+    elif kind == "set_terminated":
+        client.set_terminated(run_id, op["status"], end_time=op.get("end_time"))
+    else:
+        raise ValueError(f"unknown spooled operation {kind!r}")
+
+
+# --- the spool file -----------------------------------------------------------------------
+
+
+def append_to_spool(path: Path, ops: Iterable[Op]) -> None:
+    """Append records and fsync: an operation on disk survives a crash of the training process."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as handle:
+        for op in ops:
+            handle.write(json.dumps(op) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_spool(path: Path) -> list[Op]:
+    from sedwatt.errors import SedwattError
+
+    if not path.is_file():
+        raise SedwattError(f"{path}: spool file not found")
+    ops: list[Op] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            op = json.loads(line)
+        except json.JSONDecodeError:
+            raise SedwattError(f"{path} line {number}: not a JSON record (torn write?); fix or delete that line") from None
+        if not isinstance(op, dict) or "op" not in op or "run_id" not in op:
+            raise SedwattError(f"{path} line {number}: not a sedwatt spool record")
+        ops.append(op)
+    return ops
+
+
+def rewrite_spool(path: Path, ops: list[Op]) -> None:
+    """Replace the spool with ``ops`` atomically, or remove it when nothing is left."""
+    if not ops:
+        path.unlink(missing_ok=True)
+        return
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            for op in ops:
+                handle.write(json.dumps(op) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def sync_hint(path: Path, count: int) -> str:
+    return (
+        f"sedwatt: the tracking server was unreachable; {count} record(s) kept in {path}. "
+        f"Send them when it is back: sedwatt sync {path}"
+    )
+
+
+# --- the logger ---------------------------------------------------------------------------
+
+
+@dataclass
+class ResilientLogger:
+    """Sends operations now, or queues them (memory + spool file) until the server answers again."""
+
+    spool_path: Path
+    tracking_uri: str | None = None
+    attempts: int = 2  # tries per send, on top of MLflow's own HTTP retries
+    wait_s: float = 1.0
+    client: Any = None
+    queue: list[Op] = field(default_factory=list)  # not yet sent, will be retried
+    rejected: list[Op] = field(default_factory=list)  # refused for good, kept in the spool
+    sent: int = 0
+
+    def __post_init__(self) -> None:
+        self.spool_path = Path(self.spool_path)
+        if self.client is None:
+            from mlflow import MlflowClient
+
+            self.client = MlflowClient(self.tracking_uri)
+        if self.tracking_uri is None:
+            import mlflow
+
+            self.tracking_uri = mlflow.get_tracking_uri()
+
+    # sending -------------------------------------------------------------------------------
+    def _send(self, op: Op, action: Callable[[], None] | None = None) -> None:
+        from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_fixed
+
+        for attempt in Retrying(
+            stop=stop_after_attempt(max(1, self.attempts)),
+            wait=wait_fixed(self.wait_s),
+            retry=retry_if_exception(is_transient),
+            reraise=True,
+        ):
+            with attempt:
+                (action or (lambda: apply_op(op, self.client)))()
+
+    def _stamp(self, op: Op) -> Op:
+        return {**op, "tracking_uri": redact_uri(str(self.tracking_uri)), "spooled_at": now_ms(), "v": SPOOL_VERSION}
+
+    def _reject(self, op: Op, exc: BaseException) -> None:
+        logger.warning("MLflow refused %s for run %s (%s); kept in %s", op["op"], op["run_id"], exc, self.spool_path)
+        record = {**self._stamp(op), "error": f"{exc.__class__.__name__}: {exc}"[:500]}
+        self.rejected.append(record)
+        append_to_spool(self.spool_path, [record])
+
+    def _enqueue(self, op: Op) -> None:
+        record = self._stamp(op)
+        self.queue.append(record)
+        append_to_spool(self.spool_path, [record])
+
+    def submit(self, op: Op, action: Callable[[], None] | None = None, on_defer: Callable[[Op], Op] | None = None) -> bool:
+        """Send ``op`` now if the queue is empty and the server answers; else queue it. True if sent.
+
+        ``action`` replaces ``apply_op`` for the live attempt (the model is still in memory then);
+        ``on_defer`` turns the op into its serializable form before it is spooled.
+        """
+        if self.queue:
+            self.flush()
+        if not self.queue:
+            try:
+                self._send(op, action)
+                self.sent += 1
+                return True
+            except PartialOp as partial:
+                op, exc = partial.remaining, partial.cause
+            except Exception as exc_:  # noqa: BLE001 - classified below
+                exc = exc_
+            if not is_transient(exc):
+                self._reject(on_defer(op) if on_defer and op.get("op") == "log_model" else op, exc)
+                return False
+            logger.warning("tracking server unreachable (%s); %s for run %s queued in %s",
+                           exc.__class__.__name__, op["op"], op["run_id"], self.spool_path)  # fmt: skip
+        if on_defer is not None and op.get("op") == "log_model":
+            op = on_defer(op)
+        self._enqueue(op)
+        return False
+
+    def flush(self) -> int:
+        """Retry the queue in order, stopping at the first transient failure; returns what is left."""
+        if not self.queue:
+            return 0
+        remaining = list(self.queue)
+        changed = False
+        while remaining:
+            op = remaining[0]
+            try:
+                self._send(op)
+            except PartialOp as partial:
+                remaining[0] = self._stamp(partial.remaining)  # the done part must not be sent twice
+                changed = True
+                if is_transient(partial.cause):
+                    break
+                self._reject(remaining.pop(0), partial.cause)
+                continue
+            except Exception as exc:  # noqa: BLE001
+                if is_transient(exc):
+                    break
+                remaining.pop(0)
+                self._reject(op, exc)
+                changed = True
+                continue
+            remaining.pop(0)
+            self.sent += 1
+            changed = True
+        if changed:
+            self.queue = remaining
+            rewrite_spool(self.spool_path, self.rejected + self.queue)
+            if not self.queue:
+                logger.warning("tracking server back: every queued record was sent")
+        return len(self.queue)
+
+    @property
+    def pending(self) -> int:
+        return len(self.queue) + len(self.rejected)
+
+    def close(self) -> int:
+        """Last flush; if records are left, say where and how to send them. Returns their count."""
+        self.flush()
+        if self.pending:
+            print(sync_hint(self.spool_path, self.pending), file=sys.stderr, flush=True)
+        return self.pending
+
+
+# --- replay (``sedwatt sync``) --------------------------------------------------------------
+
+
+@dataclass
+class ReplayResult:
+    sent: int
+    left: int
+    errors: list[str]
+
+
+def replay_spool(path: Path, tracking_uri: str | None = None) -> ReplayResult:
+    """Send a spool's records in order to ``tracking_uri`` (default: the URI each record names,
+    with credentials from MLFLOW_TRACKING_USERNAME/PASSWORD). Sent records leave the file."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    path = Path(path)
+    ops = read_spool(path)
+    clients: dict[str, Any] = {}
+    left: list[Op] = []
+    errors: list[str] = []
+    sent = 0
+    server_down = False
+    for op in ops:
+        uri = tracking_uri or op.get("tracking_uri") or mlflow.get_tracking_uri()
+        if server_down:
+            left.append(op)
+            continue
+        mlflow.set_tracking_uri(uri)  # log_model/register_model use the global URI
+        client = clients.setdefault(uri, MlflowClient(uri))
+        clean = {k: v for k, v in op.items() if k not in ("error",)}
+        try:
+            apply_op(clean, client)
+            sent += 1
+        except PartialOp as partial:
+            left.append({**clean, **partial.remaining})
+            errors.append(f"{op['op']} (run {op['run_id']}): {partial.cause}")
+            server_down = is_transient(partial.cause)
+        except Exception as exc:  # noqa: BLE001 - reported, kept in the spool
+            left.append({**clean, "error": f"{exc.__class__.__name__}: {exc}"[:500]})
+            errors.append(f"{op['op']} (run {op['run_id']}): {exc.__class__.__name__}: {exc}"[:300])
+            server_down = is_transient(exc)
+    rewrite_spool(path, left)
+    return ReplayResult(sent=sent, left=len(left), errors=errors)

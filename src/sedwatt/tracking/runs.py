@@ -1,0 +1,62 @@
+"""Opening and closing the MLflow run around training, with a status that tells what happened.
+
+``mlflow.start_run()`` as a context manager ends a run FAILED for any exception, Ctrl-C included,
+and its ``end_run`` raises if the server is away at that moment (after training succeeded).
+``start_tracked_run`` ends it FINISHED, KILLED (KeyboardInterrupt) or FAILED, and when the server
+cannot be reached it appends the status change to the run's spool, for ``sedwatt sync``.
+Under ``mlflow run`` it resumes the project's run (``MLFLOW_RUN_ID``), as ``start_run`` does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+def end_run_safely(run_id: str, status: str, spool_path: Path | None = None) -> bool:
+    """End ``run_id`` with ``status``; if the server is away, spool it. True if the server took it."""
+    import mlflow
+
+    from sedwatt.tracking.resilient import append_to_spool, now_ms, read_spool, sync_hint, terminate_op
+    from sedwatt.tracking.uri import redact_uri
+
+    try:
+        active = mlflow.active_run()
+        if active is not None and active.info.run_id == run_id:
+            mlflow.end_run(status)  # pops MLflow's run stack before it calls the server
+        else:
+            mlflow.MlflowClient().set_terminated(run_id, status)
+        return True
+    except Exception as exc:  # noqa: BLE001 - the run's data must not be lost for a status
+        if spool_path is None:
+            logger.warning("could not end MLflow run %s as %s: %s", run_id, status, exc)
+            return False
+        op = {**terminate_op(run_id, status), "tracking_uri": redact_uri(mlflow.get_tracking_uri()), "spooled_at": now_ms()}
+        append_to_spool(Path(spool_path), [op])
+        print(sync_hint(Path(spool_path), len(read_spool(Path(spool_path)))), file=sys.stderr, flush=True)
+        return False
+
+
+@contextlib.contextmanager
+def start_tracked_run(*, spool_path: Path | None = None, **start_run_kwargs: Any) -> Iterator[Any]:
+    """``with start_tracked_run(experiment_id=…, run_name=…, nested=…) as run:`` — see module docstring."""
+    import mlflow
+
+    run = mlflow.start_run(**start_run_kwargs)
+    status = "FINISHED"
+    try:
+        yield run
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    except BaseException:
+        status = "FAILED"
+        raise
+    finally:
+        end_run_safely(run.info.run_id, status, spool_path)
