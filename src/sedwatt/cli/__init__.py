@@ -21,6 +21,7 @@ COMMANDS: tuple[str, ...] = (
     "train",
     "search",
     "demo",
+    "sync",
 )
 
 
