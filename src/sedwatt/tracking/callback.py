@@ -269,6 +269,7 @@ class MLflowCallback(Callback):
 
     def _log_model(self, state: RunState, summary: dict[str, float]) -> None:
         from sedwatt.tracking import registry
+        from sedwatt.tracking.uri import using_tracking_uri
 
         model = registry.best_student(state.student, state.best_checkpoint)
         name = state.config.tracking.registered_model_name
@@ -288,7 +289,8 @@ class MLflowCallback(Callback):
         }
 
         def live() -> None:
-            registry.log_and_register(model, self.run_id, name, version_tags, requirements, step)
+            with using_tracking_uri(self.log.tracking_uri):
+                registry.log_and_register(model, self.run_id, name, version_tags, requirements, step)
 
         def defer(pending: dict[str, Any]) -> dict[str, Any]:
             folder = registry.save_pending_model(model, Path(state.out_dir) / "tracking" / "pending_model", requirements)
