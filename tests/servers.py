@@ -302,5 +302,9 @@ def s3_endpoint() -> Iterator[S3Endpoint]:
 
 @pytest.fixture(scope="session")
 def mlflow_team_server(pg_cluster: PostgresCluster, s3_endpoint: S3Endpoint) -> Iterator[TeamServer]:
+    import importlib.util
+
+    if importlib.util.find_spec("flask_wtf") is None:
+        pytest.fail("MLflow's basic-auth app needs Flask-WTF: add 'Flask-WTF' (or mlflow[auth]) to the dependencies")
     with team_server(pg_cluster, s3_endpoint) as server:
         yield server

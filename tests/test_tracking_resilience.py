@@ -173,3 +173,44 @@ def test_server_that_never_returns_leaves_a_spool_that_sync_sends(store, tmp_pat
     # a second sync has nothing left to send
     with pytest.raises(SedwattError, match="not found"):
         replay_spool(spool, tracking_uri=store)
+
+
+def test_records_left_by_an_earlier_process_are_sent_first(tmp_path):
+    client = FlakyClient()
+    client.down = True
+    spool = tmp_path / "spool.jsonl"
+    first = ResilientLogger(spool, tracking_uri="http://server:5000", attempts=1, client=client)
+    first.submit(epoch_op(1))
+    first.submit(epoch_op(2))
+    with open(spool, "a") as handle:
+        handle.write('{"op": "log_batch", "run_')  # the process died mid-write
+    # a resumed run in a new process, the server is back
+    client.down = False
+    second = ResilientLogger(spool, tracking_uri="http://server:5000", attempts=1, client=client)
+    assert second.submit(epoch_op(3))
+    assert [r[1][0][2] for r in client.received] == [1, 2, 3]
+    assert not spool.exists()
+
+
+def test_a_half_done_model_log_is_not_repeated(tmp_path, monkeypatch):
+    """Model logged, registration failed (server went away): only the registration is retried."""
+    from sedwatt.tracking import registry
+    from sedwatt.tracking.resilient import PartialOp
+
+    registered: list[tuple[str, str]] = []
+    monkeypatch.setattr(registry, "register_model_version", lambda uri, name, run_id, tags: registered.append((uri, name)))
+    live_calls: list[int] = []
+    remaining = {"op": "register_model", "run_id": "run1", "model_uri": "models:/m-1", "registered_model_name": "crnn", "version_tags": {}}
+
+    def live() -> None:
+        live_calls.append(1)
+        raise PartialOp(remaining, requests.ConnectionError("server went away"))
+
+    spool = tmp_path / "spool.jsonl"
+    log = ResilientLogger(spool, tracking_uri="http://server:5000", attempts=3, wait_s=0.0, client=FlakyClient())
+    assert not log.submit({"op": "log_model", "run_id": "run1"}, action=live, on_defer=lambda op: pytest.fail("model saved twice"))
+    assert live_calls == [1]  # not retried as a whole
+    assert [op["op"] for op in read_spool(spool)] == ["register_model"]
+    assert log.flush() == 0
+    assert registered == [("models:/m-1", "crnn")]
+    assert not spool.exists()

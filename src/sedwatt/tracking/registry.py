@@ -25,6 +25,7 @@ def pip_requirements() -> list[str]:
 
 def best_student(student: Any, best_checkpoint: Path | None) -> Any:
     """A CPU, eval-mode copy of ``student`` holding the best checkpoint's weights (if there is one)."""
+    student = getattr(student, "_orig_mod", student)  # torch.compile wrapper → the module itself
     model = copy.deepcopy(student).cpu()
     if best_checkpoint is not None and Path(best_checkpoint).is_file():
         from sedwatt.training.checkpoint import load_checkpoint

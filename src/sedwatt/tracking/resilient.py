@@ -189,6 +189,20 @@ def read_spool(path: Path) -> list[Op]:
     return ops
 
 
+def load_spool_leniently(path: Path) -> list[Op]:
+    """A spool left by an earlier process (a resumed run): complete records; a torn last write is skipped."""
+    ops: list[Op] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        try:
+            op = json.loads(line) if line.strip() else None
+        except json.JSONDecodeError:
+            op = None
+            logger.warning("%s line %d: incomplete record (the writing process died mid-line); skipped", path, number)
+        if isinstance(op, dict) and "op" in op and "run_id" in op:
+            ops.append(op)
+    return ops
+
+
 def rewrite_spool(path: Path, ops: list[Op]) -> None:
     """Replace the spool with ``ops`` atomically, or remove it when nothing is left."""
     if not ops:
@@ -240,6 +254,12 @@ class ResilientLogger:
             import mlflow
 
             self.tracking_uri = mlflow.get_tracking_uri()
+        if self.spool_path.is_file():  # left by an earlier process of this run: it goes first
+            for op in load_spool_leniently(self.spool_path):
+                (self.rejected if "error" in op else self.queue).append(op)
+            if self.queue or self.rejected:
+                logger.warning("%s: %d record(s) from an earlier attempt will be sent first",
+                               self.spool_path, len(self.queue))  # fmt: skip
 
     # sending -------------------------------------------------------------------------------
     def _send(self, op: Op, action: Callable[[], None] | None = None) -> None:
@@ -248,7 +268,8 @@ class ResilientLogger:
         for attempt in Retrying(
             stop=stop_after_attempt(max(1, self.attempts)),
             wait=wait_fixed(self.wait_s),
-            retry=retry_if_exception(is_transient),
+            # a PartialOp did part of the work: repeating the whole action would do that part twice
+            retry=retry_if_exception(lambda exc: not isinstance(exc, PartialOp) and is_transient(exc)),
             reraise=True,
         ):
             with attempt:
