@@ -142,14 +142,18 @@ def test_server_stopped_and_restarted_mid_run_loses_nothing(as_alice, mlflow_tea
         elif epoch == 4:
             queued_while_down.append(len(read_spool(spool)))
             server.start()
+        elif epoch == 5:
+            queued_while_down.append(len(read_spool(spool)) if spool.exists() else 0)
 
     try:
         with start_tracked_run(experiment_id=ensure_experiment(EXPERIMENT), spool_path=spool) as run:
-            run_fake_training(config, [FakeEnergy(), MLflowCallback(run.info.run_id, retry_attempts=1)], between_epochs=outage)
+            # retry_interval_s=0: try at every epoch end (real epochs are far apart; these are not)
+            tracker = MLflowCallback(run.info.run_id, retry_attempts=1, retry_interval_s=0)
+            run_fake_training(config, [FakeEnergy(), tracker], between_epochs=outage)
     finally:
         if server.process is None:  # leave the session's server running for the other tests
             server.start()
-    assert queued_while_down == [2]  # epochs 3 and 4 waited in the spool
+    assert queued_while_down == [2, 0]  # epochs 3 and 4 waited in the spool, sent at epoch 5
     run_id = run.info.run_id
     assert client.get_run(run_id).info.status == "FINISHED"
     for key in ("val_f1", "energy_kwh", "energy_cum_kwh", "train_loss"):

@@ -61,7 +61,9 @@ def test_transient_and_permanent_errors_are_told_apart():
 def test_outage_queues_in_memory_and_on_disk_then_flushes_in_order(tmp_path):
     client = FlakyClient()
     spool = tmp_path / "spool.jsonl"
-    log = ResilientLogger(spool, tracking_uri="http://alice:pw@server:5000", attempts=2, wait_s=0.0, client=client)
+    log = ResilientLogger(
+        spool, tracking_uri="http://alice:pw@server:5000", attempts=2, wait_s=0.0, retry_interval_s=0.0, client=client
+    )
     assert log.submit(epoch_op(1))
     client.down = True
     assert not log.submit(epoch_op(2))
@@ -207,10 +209,25 @@ def test_a_half_done_model_log_is_not_repeated(tmp_path, monkeypatch):
         raise PartialOp(remaining, requests.ConnectionError("server went away"))
 
     spool = tmp_path / "spool.jsonl"
-    log = ResilientLogger(spool, tracking_uri="http://server:5000", attempts=3, wait_s=0.0, client=FlakyClient())
+    log = ResilientLogger(spool, tracking_uri="http://server:5000", attempts=3, wait_s=0.0, retry_interval_s=0.0, client=FlakyClient())
     assert not log.submit({"op": "log_model", "run_id": "run1"}, action=live, on_defer=lambda op: pytest.fail("model saved twice"))
     assert live_calls == [1]  # not retried as a whole
     assert [op["op"] for op in read_spool(spool)] == ["register_model"]
     assert log.flush() == 0
     assert registered == [("models:/m-1", "crnn")]
     assert not spool.exists()
+
+
+def test_after_a_failure_records_are_only_queued_for_a_while(tmp_path, capsys):
+    client = FlakyClient()
+    log = ResilientLogger(tmp_path / "spool.jsonl", tracking_uri="http://server:5000", attempts=1, retry_interval_s=3600, client=client)
+    client.down = True
+    for epoch in (1, 2, 3):
+        log.submit(epoch_op(epoch))
+    assert client.calls == 1  # one failed try, then only queued
+    client.down = False
+    log.submit(epoch_op(4))
+    assert client.received == []  # still within the interval
+    assert log.close() == 0  # train end always tries once more
+    assert [r[1][0][2] for r in client.received] == [1, 2, 3, 4]
+    assert "sedwatt sync" not in capsys.readouterr().err

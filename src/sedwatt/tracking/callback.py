@@ -169,6 +169,7 @@ class MLflowCallback(Callback):
         client: Any = None,
         retry_attempts: int = 2,
         retry_wait_s: float = 1.0,
+        retry_interval_s: float = 15.0,
     ) -> None:
         self.run_id = run_id
         self.tracking_uri = tracking_uri
@@ -177,6 +178,7 @@ class MLflowCallback(Callback):
         self.client = client
         self.retry_attempts = retry_attempts
         self.retry_wait_s = retry_wait_s
+        self.retry_interval_s = retry_interval_s
         self.log: Any = None  # the ResilientLogger, made at train start
         self.hw_tags: dict[str, str] = {}
         self.summary: dict[str, float] = {}  # end-of-run metrics, filled at train end
@@ -209,6 +211,7 @@ class MLflowCallback(Callback):
             tracking_uri=self.tracking_uri,
             attempts=self.retry_attempts,
             wait_s=self.retry_wait_s,
+            retry_interval_s=self.retry_interval_s,
             client=self.client,
         )
         self.hw_tags = hardware_tags()

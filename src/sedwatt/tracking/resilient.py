@@ -239,10 +239,14 @@ class ResilientLogger:
     tracking_uri: str | None = None
     attempts: int = 2  # tries per send, on top of MLflow's own HTTP retries
     wait_s: float = 1.0
+    # After a failed send, records are only queued for this long (no new attempt): during an outage
+    # the end of training (tags, artifacts, model) then costs one wait, not one per record.
+    retry_interval_s: float = 15.0
     client: Any = None
     queue: list[Op] = field(default_factory=list)  # not yet sent, will be retried
     rejected: list[Op] = field(default_factory=list)  # refused for good, kept in the spool
     sent: int = 0
+    last_failure: float | None = None  # time.monotonic() of the last transient failure
 
     def __post_init__(self) -> None:
         self.spool_path = Path(self.spool_path)
@@ -309,6 +313,7 @@ class ResilientLogger:
             if not is_transient(exc):
                 self._reject(on_defer(op) if on_defer and op.get("op") == "log_model" else op, exc)
                 return False
+            self.last_failure = time.monotonic()
             logger.warning("tracking server unreachable (%s); %s for run %s queued in %s",
                            exc.__class__.__name__, op["op"], op["run_id"], self.spool_path)  # fmt: skip
         if on_defer is not None and op.get("op") == "log_model":
@@ -316,10 +321,16 @@ class ResilientLogger:
         self._enqueue(op)
         return False
 
-    def flush(self) -> int:
-        """Retry the queue in order, stopping at the first transient failure; returns what is left."""
-        if not self.queue:
-            return 0
+    def cooling_down(self) -> bool:
+        return self.last_failure is not None and time.monotonic() - self.last_failure < self.retry_interval_s
+
+    def flush(self, force: bool = False) -> int:
+        """Retry the queue in order, stopping at the first transient failure; returns what is left.
+
+        Within ``retry_interval_s`` of the last failure nothing is tried, unless ``force``.
+        """
+        if not self.queue or (self.cooling_down() and not force):
+            return len(self.queue)
         remaining = list(self.queue)
         changed = False
         while remaining:
@@ -330,11 +341,13 @@ class ResilientLogger:
                 remaining[0] = self._stamp(partial.remaining)  # the done part must not be sent twice
                 changed = True
                 if is_transient(partial.cause):
+                    self.last_failure = time.monotonic()
                     break
                 self._reject(remaining.pop(0), partial.cause)
                 continue
             except Exception as exc:  # noqa: BLE001
                 if is_transient(exc):
+                    self.last_failure = time.monotonic()
                     break
                 remaining.pop(0)
                 self._reject(op, exc)
@@ -343,6 +356,8 @@ class ResilientLogger:
             remaining.pop(0)
             self.sent += 1
             changed = True
+        if not remaining:
+            self.last_failure = None
         if changed:
             self.queue = remaining
             rewrite_spool(self.spool_path, self.rejected + self.queue)
@@ -355,8 +370,8 @@ class ResilientLogger:
         return len(self.queue) + len(self.rejected)
 
     def close(self) -> int:
-        """Last flush; if records are left, say where and how to send them. Returns their count."""
-        self.flush()
+        """Last flush (always tried); if records are left, say where and how to send them. Returns their count."""
+        self.flush(force=True)
         if self.pending:
             print(sync_hint(self.spool_path, self.pending), file=sys.stderr, flush=True)
         return self.pending
