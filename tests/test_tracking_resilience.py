@@ -231,3 +231,26 @@ def test_after_a_failure_records_are_only_queued_for_a_while(tmp_path, capsys):
     assert log.close() == 0  # train end always tries once more
     assert [r[1][0][2] for r in client.received] == [1, 2, 3, 4]
     assert "sedwatt sync" not in capsys.readouterr().err
+
+
+def test_the_retry_interval_doubles_while_the_server_stays_away(tmp_path, monkeypatch):
+    from sedwatt.tracking import resilient
+
+    clock = [1000.0]
+    monkeypatch.setattr(resilient.time, "monotonic", lambda: clock[0])
+    client = FlakyClient()
+    client.down = True
+    log = ResilientLogger(tmp_path / "spool.jsonl", tracking_uri="http://server:5000", attempts=1,
+                          retry_interval_s=10, max_retry_interval_s=35, client=client)  # fmt: skip
+    tries = []
+    for _ in range(12):  # one submit every 5 s for a minute
+        before = client.calls
+        log.submit(epoch_op(1))
+        tries.append(client.calls - before)
+        clock[0] += 5
+    # failures at t=0, 10 (interval 10), 30 (interval 20), 65 would be next (interval 35 = cap)
+    assert tries == [1, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0]
+    client.down = False
+    clock[0] += 100
+    log.submit(epoch_op(2))
+    assert log.failures == 0 and not log.queue

@@ -240,13 +240,17 @@ class ResilientLogger:
     attempts: int = 2  # tries per send, on top of MLflow's own HTTP retries
     wait_s: float = 1.0
     # After a failed send, records are only queued for this long (no new attempt): during an outage
-    # the end of training (tags, artifacts, model) then costs one wait, not one per record.
+    # the end of training (tags, artifacts, model) then costs one wait, not one per record. The
+    # interval doubles with each consecutive failure (up to max_retry_interval_s), so a server that
+    # swallows packets (every try waits out MLFLOW_HTTP_REQUEST_TIMEOUT) is rarely waited for.
     retry_interval_s: float = 15.0
+    max_retry_interval_s: float = 600.0
     client: Any = None
     queue: list[Op] = field(default_factory=list)  # not yet sent, will be retried
     rejected: list[Op] = field(default_factory=list)  # refused for good, kept in the spool
     sent: int = 0
     last_failure: float | None = None  # time.monotonic() of the last transient failure
+    failures: int = 0  # consecutive transient failures
 
     def __post_init__(self) -> None:
         self.spool_path = Path(self.spool_path)
@@ -313,7 +317,7 @@ class ResilientLogger:
             if not is_transient(exc):
                 self._reject(on_defer(op) if on_defer and op.get("op") == "log_model" else op, exc)
                 return False
-            self.last_failure = time.monotonic()
+            self._failed()
             logger.warning("tracking server unreachable (%s); %s for run %s queued in %s",
                            exc.__class__.__name__, op["op"], op["run_id"], self.spool_path)  # fmt: skip
         if on_defer is not None and op.get("op") == "log_model":
@@ -321,8 +325,15 @@ class ResilientLogger:
         self._enqueue(op)
         return False
 
+    def _failed(self) -> None:
+        self.last_failure = time.monotonic()
+        self.failures += 1
+
     def cooling_down(self) -> bool:
-        return self.last_failure is not None and time.monotonic() - self.last_failure < self.retry_interval_s
+        if self.last_failure is None:
+            return False
+        interval = min(self.retry_interval_s * 2 ** max(self.failures - 1, 0), self.max_retry_interval_s)
+        return time.monotonic() - self.last_failure < interval
 
     def flush(self, force: bool = False) -> int:
         """Retry the queue in order, stopping at the first transient failure; returns what is left.
@@ -341,13 +352,13 @@ class ResilientLogger:
                 remaining[0] = self._stamp(partial.remaining)  # the done part must not be sent twice
                 changed = True
                 if is_transient(partial.cause):
-                    self.last_failure = time.monotonic()
+                    self._failed()
                     break
                 self._reject(remaining.pop(0), partial.cause)
                 continue
             except Exception as exc:  # noqa: BLE001
                 if is_transient(exc):
-                    self.last_failure = time.monotonic()
+                    self._failed()
                     break
                 remaining.pop(0)
                 self._reject(op, exc)
@@ -357,7 +368,7 @@ class ResilientLogger:
             self.sent += 1
             changed = True
         if not remaining:
-            self.last_failure = None
+            self.last_failure, self.failures = None, 0
         if changed:
             self.queue = remaining
             rewrite_spool(self.spool_path, self.rejected + self.queue)
