@@ -26,5 +26,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src analysis tests benchmarks mlflow_project
 
+# The team server: PostgreSQL runs/models, S3 artifacts proxied by the server, basic-auth logins.
+# Settings in server.env (see README); extra flags with SERVER_ARGS="--host 0.0.0.0 ...".
+server: $(STAMP)
+	$(PY) -m sedwatt.tracking.server $(if $(wildcard server.env),--env-file server.env) $(SERVER_ARGS)
+
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) mlruns.db mlartifacts

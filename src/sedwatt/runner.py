@@ -68,7 +68,13 @@ def train_run(
     from sedwatt.data.datasets import build_training_data
     from sedwatt.data.scan import load_clips
     from sedwatt.energy import EnergyCallback
-    from sedwatt.tracking import MLflowCallback, configure_tracking, ensure_experiment
+    from sedwatt.tracking import (
+        MLflowCallback,
+        configure_tracking,
+        ensure_experiment,
+        spool_path_for,
+        start_tracked_run,
+    )
     from sedwatt.training.early_stopping import stopping_callbacks
     from sedwatt.training.loop import Trainer
 
@@ -86,9 +92,10 @@ def train_run(
             start_kwargs["parent_run_id"] = parent_run_id
         elif mlflow.active_run() is not None:
             start_kwargs["nested"] = True
-    with mlflow.start_run(**start_kwargs) as run:
+    out_root = Path(config.train.out_dir).resolve()
+    with start_tracked_run(spool_path=lambda run_id: spool_path_for(out_root / run_id), **start_kwargs) as run:
         run_id = run.info.run_id
-        out_dir = Path(config.train.out_dir).resolve() / run_id
+        out_dir = out_root / run_id
         tags = {"sedwatt.kind": "train", "sedwatt.out_dir": str(out_dir), "sedwatt.data": str(Path(data_dir).resolve())}
         mlflow.set_tags({**tags, **(extra_tags or {})})
         callbacks: list[Callback] = []
@@ -96,7 +103,7 @@ def train_run(
             callbacks.append(EnergyCallback(config.energy, out_dir, config.train.epochs))
         callbacks += stopping_callbacks(config.train)
         callbacks += list(extra_callbacks or [])
-        tracker = MLflowCallback(run_id)
+        tracker = MLflowCallback(run_id, spool_path=spool_path_for(out_dir))
         callbacks.append(tracker)
         trainer = Trainer(config, data, out_dir, callbacks)
         resume_from = _resume_checkpoint(run_id, out_dir) if resume_run_id else None

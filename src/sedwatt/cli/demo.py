@@ -33,12 +33,13 @@ def _step(title: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from sedwatt.cli import main as sedwatt
     from sedwatt.config import load_config
-    from sedwatt.tracking import configure_tracking, project_home
+    from sedwatt.tracking import configure_tracking, ensure_experiment, project_home
 
     root = project_home()
     out = Path(args.out).resolve()
     data = out / "data"
     uri = configure_tracking()
+    ensure_experiment(args.experiment)  # artifacts next to mlruns.db, not in the working directory
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_NAME": args.experiment}
     config = root / "configs" / "cpu_demo.yaml"
     demo_cfg = load_config(config)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +44,18 @@ def end_run_safely(run_id: str, status: str, spool_path: Path | None = None) -> 
 
 
 @contextlib.contextmanager
-def start_tracked_run(*, spool_path: Path | None = None, **start_run_kwargs: Any) -> Iterator[Any]:
-    """``with start_tracked_run(experiment_id=…, run_name=…, nested=…) as run:`` — see module docstring."""
+def start_tracked_run(
+    *, spool_path: Path | Callable[[str], Path] | None = None, **start_run_kwargs: Any
+) -> Iterator[Any]:
+    """``with start_tracked_run(experiment_id=…, run_name=…, nested=…) as run:`` — see module docstring.
+
+    ``spool_path`` may be a function of the run id, for spools that live in a per-run folder.
+    """
     import mlflow
 
     run = mlflow.start_run(**start_run_kwargs)
+    if callable(spool_path):
+        spool_path = spool_path(run.info.run_id)
     status = "FINISHED"
     try:
         yield run
