@@ -22,6 +22,7 @@ COMMANDS: tuple[str, ...] = (
     "search",
     "demo",
     "sync",
+    "score",
 )
 
 
