@@ -1,1 +1,18 @@
-"""energy."""
+"""Energy measurement: CodeCarbon offline, per epoch (training callback) or per block (inference).
+
+See tracker.py for the CodeCarbon traps handled, provenance.py for the ``energy.*`` method tags and
+nvml.py for the GPU power integration used when a GPU has no NVML energy counter.
+"""
+
+from sedwatt.energy.callback import EnergyCallback
+from sedwatt.energy.inference import EnergyMeasurement, measure_energy
+from sedwatt.energy.tracker import EnergySession, Segment, quiet_codecarbon
+
+__all__ = [
+    "EnergyCallback",
+    "EnergyMeasurement",
+    "EnergySession",
+    "Segment",
+    "measure_energy",
+    "quiet_codecarbon",
+]

@@ -1,0 +1,346 @@
+"""One offline CodeCarbon tracker measured in named segments (epochs, an inference pass).
+
+Why a wrapper: CodeCarbon 3.3.2 has traps that would silently corrupt energy figures
+(stack_notes §5): the online tracker calls geo-IP services, a constructor error is swallowed and
+leaves a zombie tracker, config files and ``CODECARBON_*`` variables can switch on API output, and
+its logger prints dozens of lines. An ``EnergySession`` builds an ``OfflineEmissionsTracker`` with
+every behaviour-changing argument given explicitly, checks it really initialised, shows only
+CodeCarbon's errors, records the provenance tags, and measures segments with
+``start_task``/``stop_task`` on that one tracker. When the GPU has no NVML energy counter, its term
+comes from sedwatt's own power integration (nvml.py) instead.
+
+In task mode CodeCarbon pauses its ``measure_power_secs`` scheduler: it reads energy counters at
+each segment's start and end and averages 1 s power samples (CPU load, counter-less GPUs) in
+between, so ``measure_power_secs`` only paces measurements outside segments.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sedwatt.energy.nvml import GpuPlan, PowerSampler, plan_gpu
+from sedwatt.energy.provenance import codecarbon_gpu_method, cpu_provenance, ram_provenance
+from sedwatt.errors import SedwattError
+from sedwatt.hardware import used_cuda_index
+
+if TYPE_CHECKING:
+    from sedwatt.config import EnergyConfig
+
+logger = logging.getLogger(__name__)
+
+CODECARBON_LOGGER = "codecarbon"
+KWH_TO_J = 3.6e6
+
+
+class _CodecarbonGate(logging.Filter):
+    """Lets only CodeCarbon's errors through, and keeps the exceptions it swallowed (@suppress)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.users = 0
+        self.swallowed: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and len(self.swallowed) < 100:
+            self.swallowed.append(record)
+        return record.levelno >= logging.ERROR
+
+
+_gate = _CodecarbonGate()
+_gate_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def quiet_codecarbon() -> Iterator[_CodecarbonGate]:
+    """Silence CodeCarbon's info/warning chatter (errors still print) for the duration."""
+    cc_logger = logging.getLogger(CODECARBON_LOGGER)
+    with _gate_lock:
+        if _gate.users == 0:
+            cc_logger.addFilter(_gate)
+        _gate.users += 1
+    try:
+        yield _gate
+    finally:
+        with _gate_lock:
+            _gate.users -= 1
+            if _gate.users == 0:
+                cc_logger.removeFilter(_gate)
+
+
+def _swallowed_since(mark: int) -> str | None:
+    records = _gate.swallowed[mark:]
+    for record in records:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None:
+            return f"{exc.__class__.__name__}: {exc}"
+    return None
+
+
+def codecarbon_version() -> str:
+    from codecarbon import __version__
+
+    return str(__version__)
+
+
+def known_country(iso_code: str) -> bool:
+    from codecarbon.input import DataSource
+
+    return iso_code in DataSource().get_global_energy_mix_data()
+
+
+@dataclass
+class Segment:
+    """The energy of one measured span (kWh, W, %, s); powers are averages over the span."""
+
+    name: str
+    duration_s: float
+    energy_kwh: float
+    cpu_energy_kwh: float
+    gpu_energy_kwh: float
+    ram_energy_kwh: float
+    emissions_kg: float
+    cpu_power_w: float
+    gpu_power_w: float
+    ram_power_w: float
+    cpu_util_pct: float  # system-wide, from psutil CPU times over the span
+    gpu_util_pct: float
+    codecarbon_gpu_energy_kwh: float  # CodeCarbon's own GPU figure (differs when sedwatt integrates)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _mean_power(kwh: float, seconds: float) -> float:
+    return kwh * KWH_TO_J / seconds if seconds > 0 else 0.0
+
+
+def _cpu_times() -> Any:
+    import psutil
+
+    return psutil.cpu_times()
+
+
+def _busy_percent(before: Any, after: Any) -> float:
+    """System-wide CPU utilisation between two ``psutil.cpu_times()`` readings, in %."""
+
+    def total(times: Any) -> float:
+        return sum(times) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
+
+    def idle(times: Any) -> float:
+        return times.idle + getattr(times, "iowait", 0.0)
+
+    elapsed = total(after) - total(before)
+    if elapsed <= 0:
+        return 0.0
+    return min(max(100.0 * (1.0 - (idle(after) - idle(before)) / elapsed), 0.0), 100.0)
+
+
+class EnergySession:
+    """An offline CodeCarbon tracker measuring named segments one after the other.
+
+    ``tags`` holds the provenance (energy.tool, energy.cpu_method, …). Call ``close()`` once at the
+    end (it is idempotent and also stops a segment left open); it returns CodeCarbon's CSV files.
+    """
+
+    def __init__(
+        self,
+        config: EnergyConfig,
+        out_dir: Path,
+        *,
+        project_name: str = "sedwatt",
+        device: str | None = None,
+        gpu_plan: GpuPlan | None = None,
+    ) -> None:
+        self.config = config
+        self.out_dir = Path(out_dir)
+        self._validate(config)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.gpu_plan = gpu_plan if gpu_plan is not None else plan_gpu(used_cuda_index(device))
+        self._quiet = quiet_codecarbon()
+        self._quiet.__enter__()
+        self._closed = False
+        self._active: str | None = None
+        self._sampler: PowerSampler | None = None
+        self._cpu_times_at_start: Any = None
+        try:
+            self.tracker = self._build_tracker(project_name)
+            self.tags = self._provenance()
+        except BaseException:
+            self._quiet.__exit__(None, None, None)
+            self._closed = True
+            raise
+
+    # -- construction ---------------------------------------------------------------------------
+    @staticmethod
+    def _validate(config: EnergyConfig) -> None:
+        if config.measure_power_secs <= 0:
+            raise SedwattError(f"energy.measure_power_secs={config.measure_power_secs}: must be > 0")
+        if config.nvml_sample_secs <= 0:
+            raise SedwattError(f"energy.nvml_sample_secs={config.nvml_sample_secs}: must be > 0")
+        for key in ("force_cpu_power_w", "force_ram_power_w"):
+            value = getattr(config, key)
+            if value is not None and value <= 0:
+                raise SedwattError(f"energy.{key}={value}: a forced power must be > 0 W (or unset)")
+        if not known_country(config.country_iso_code):
+            raise SedwattError(
+                f"energy.country_iso_code={config.country_iso_code!r}: not a country CodeCarbon knows "
+                "(a 3-letter ISO code such as FRA, DEU, USA)"
+            )
+
+    def _build_tracker(self, project_name: str) -> Any:
+        from codecarbon import OfflineEmissionsTracker, OutputMethod
+
+        cfg = self.config
+        mark = len(_gate.swallowed)
+        kwargs: dict[str, Any] = {
+            "country_iso_code": cfg.country_iso_code,
+            "region": None,
+            "cloud_provider": None,
+            "cloud_region": None,
+            "project_name": project_name,
+            "experiment_name": project_name,
+            "measure_power_secs": cfg.measure_power_secs,
+            "tracking_mode": cfg.tracking_mode,
+            "force_cpu_power": cfg.force_cpu_power_w,
+            "force_ram_power": cfg.force_ram_power_w,
+            "force_mode_cpu_load": False,
+            "force_carbon_intensity_g_co2e_kwh": None,
+            "pue": 1.0,
+            "output_dir": str(self.out_dir),
+            "output_file": "emissions.csv",
+            "output_methods": [OutputMethod.CSV],
+            "emissions_endpoint": None,
+            "electricitymaps_api_token": None,
+            "allow_multiple_runs": True,
+            "rapl_include_dram": False,
+            "rapl_prefer_psys": False,
+            "log_level": "warning",  # warnings reach the gate (which hides them) so swallowed errors are seen
+        }
+        if self.gpu_plan.nvml_index is not None:
+            kwargs["gpu_ids"] = [self.gpu_plan.nvml_index]
+        tracker = OfflineEmissionsTracker(**kwargs)
+        required = ("_output_handlers", "_active_task", "_scheduler", "_hardware")
+        if not all(hasattr(tracker, name) for name in required):
+            cause = _swallowed_since(mark) or "no exception recorded"
+            raise SedwattError(
+                f"energy: CodeCarbon {codecarbon_version()} tracker failed to initialise ({cause}); "
+                "fix the cause or set energy.enabled=false"
+            )
+        # A co2_signal token from ~/.codecarbon.config would make emissions an API call: never.
+        tracker._electricitymaps_api_token = None
+        try:
+            tracker.get_detected_hardware()  # resolve CPU/GPU/RAM methods now, not at the first epoch
+        except Exception as exc:
+            raise SedwattError(
+                f"energy: CodeCarbon {codecarbon_version()} could not set up hardware tracking "
+                f"({exc.__class__.__name__}: {exc}); set energy.enabled=false to train without it"
+            ) from exc
+        return tracker
+
+    def _provenance(self) -> dict[str, str]:
+        cfg = self.config
+        hardware = list(self.tracker._hardware)
+        tags = {
+            "energy.tool": f"codecarbon {codecarbon_version()}",
+            **cpu_provenance(hardware, cfg.force_cpu_power_w),
+            **ram_provenance(hardware),
+            "energy.interval_s": f"{cfg.measure_power_secs:g}",
+            "energy.tracking_mode": cfg.tracking_mode,
+            "energy.country": cfg.country_iso_code,
+        }
+        codecarbon_gpu = codecarbon_gpu_method(hardware)
+        if self.gpu_plan.method == "nvml-power-integration":
+            tags["energy.gpu_method"] = "nvml-power-integration"
+            tags["energy.gpu_sample_s"] = f"{cfg.nvml_sample_secs:g}"
+        else:
+            tags["energy.gpu_method"] = codecarbon_gpu
+        if codecarbon_gpu != "none" or self.gpu_plan.method != "none":
+            tags["energy.gpu_model"] = (
+                self.gpu_plan.model if self.gpu_plan.model != "none" else "codecarbon-default"
+            )
+        return tags
+
+    # -- segments -------------------------------------------------------------------------------
+    @property
+    def active(self) -> bool:
+        return self._active is not None
+
+    def start_segment(self, name: str) -> None:
+        if self._closed:
+            raise RuntimeError("energy session is closed")
+        if self._active is not None:
+            raise RuntimeError(f"segment {self._active!r} is still being measured")
+        self.tracker.start_task(name)
+        if self.tracker._active_task is None:
+            raise SedwattError(
+                f"energy: CodeCarbon did not start measuring {name!r} (tracker not initialised)"
+            )
+        if self.gpu_plan.source is not None:
+            self._sampler = PowerSampler(self.gpu_plan.source, self.config.nvml_sample_secs)
+            self._sampler.start()
+        self._cpu_times_at_start = _cpu_times()
+        self._active = name
+
+    def stop_segment(self) -> Segment:
+        if self._active is None:
+            raise RuntimeError("no segment is being measured")
+        name, self._active = self._active, None
+        cpu_util = _busy_percent(self._cpu_times_at_start, _cpu_times())
+        trace = self._sampler.stop() if self._sampler is not None else None
+        self._sampler = None
+        data = self.tracker.stop_task()
+        if data is None:
+            raise SedwattError(f"energy: CodeCarbon lost the measurement of {name!r}")
+        duration = float(data.duration)
+        cpu, ram, cc_gpu = float(data.cpu_energy), float(data.ram_energy), float(data.gpu_energy)
+        gpu = trace.kwh if trace is not None else cc_gpu
+        energy = cpu + gpu + ram
+        cc_energy = float(data.energy_consumed)
+        emissions = float(data.emissions)
+        if trace is not None and cc_energy > 0:  # same grid intensity, sedwatt's GPU term
+            emissions *= energy / cc_energy
+        return Segment(
+            name=name,
+            duration_s=duration,
+            energy_kwh=energy,
+            cpu_energy_kwh=cpu,
+            gpu_energy_kwh=gpu,
+            ram_energy_kwh=ram,
+            emissions_kg=emissions,
+            cpu_power_w=_mean_power(cpu, duration),
+            gpu_power_w=_mean_power(gpu, duration),
+            ram_power_w=_mean_power(ram, duration),
+            cpu_util_pct=cpu_util,
+            gpu_util_pct=float(data.gpu_utilization_percent or 0.0),
+            codecarbon_gpu_energy_kwh=cc_gpu,
+        )
+
+    def close(self) -> list[Path]:
+        """Stop the tracker (writes CodeCarbon's CSVs); returns the CSV files it wrote."""
+        if self._closed:
+            return self.codecarbon_files()
+        self._closed = True
+        try:
+            if self._active is not None:
+                self.stop_segment()
+            mark = len(_gate.swallowed)
+            self.tracker.stop()
+            cause = _swallowed_since(mark)
+            if cause:
+                logger.warning("energy: CodeCarbon failed while stopping (%s); its CSV may be missing", cause)
+        finally:
+            if self._sampler is not None:
+                with contextlib.suppress(RuntimeError):
+                    self._sampler.stop()
+                self._sampler = None
+            self._quiet.__exit__(None, None, None)
+        return self.codecarbon_files()
+
+    def codecarbon_files(self) -> list[Path]:
+        return sorted(p for p in self.out_dir.glob("emissions*.csv") if p.is_file())
