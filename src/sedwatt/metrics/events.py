@@ -28,7 +28,7 @@ def empty_events() -> pd.DataFrame:
     )
 
 
-def _has_label(labels: pd.Series) -> np.ndarray:
+def has_label(labels: pd.Series) -> np.ndarray:
     text = labels.astype(object)
     return (text.notna() & (text.astype(str).str.strip() != "")).to_numpy()
 
@@ -45,7 +45,7 @@ def normalise_events(events: pd.DataFrame) -> pd.DataFrame:
         raise ValueError(f"event table lacks column(s) {', '.join(missing)}")
     if events.empty:
         return empty_events()
-    table = events.loc[_has_label(events["event_label"]), list(EVENT_COLUMNS)].copy()
+    table = events.loc[has_label(events["event_label"]), list(EVENT_COLUMNS)].copy()
     table["filename"] = table["filename"].astype(str)
     table["event_label"] = table["event_label"].astype(str)
     table["onset"] = table["onset"].astype(float)
@@ -56,26 +56,34 @@ def normalise_events(events: pd.DataFrame) -> pd.DataFrame:
     table = table.sort_values(["filename", "event_label", "onset", "offset"], kind="mergesort")
     names = table["filename"].to_numpy()
     labels = table["event_label"].to_numpy()
-    onsets = table["onset"].to_numpy()
-    offsets = table["offset"].to_numpy()
-    # Running maximum of offsets within each (clip, class) group: an event starts a new merged
-    # event when its onset is not strictly before every earlier offset of its group.
     new_group = np.ones(len(table), dtype=bool)
     new_group[1:] = (names[1:] != names[:-1]) | (labels[1:] != labels[:-1])
+    first, merged_offsets = merge_sorted_runs(new_group, table["onset"].to_numpy(), table["offset"].to_numpy())
+    return pd.DataFrame(
+        {
+            "filename": names[first],
+            "onset": table["onset"].to_numpy()[first],
+            "offset": merged_offsets,
+            "event_label": labels[first],
+        }
+    )
+
+
+def merge_sorted_runs(new_group: np.ndarray, onsets: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Merge overlapping events of events sorted by (group, onset, offset).
+
+    ``new_group`` marks the first event of each (clip, class) group. An event starts a new merged
+    event when its onset is not strictly before every earlier offset of its group. Returns the
+    index of each merged event's first event and the merged offsets.
+    """
+    if onsets.size == 0:
+        return np.zeros(0, dtype=np.int64), offsets.copy()
     group_id = np.cumsum(new_group) - 1
     running_end = pd.Series(offsets).groupby(group_id).cummax().to_numpy()
     starts = new_group.copy()
     starts[1:] |= onsets[1:] >= running_end[:-1]
     first = np.flatnonzero(starts)
-    merged_offsets = np.maximum.reduceat(offsets, first)
-    return pd.DataFrame(
-        {
-            "filename": names[first],
-            "onset": onsets[first],
-            "offset": merged_offsets,
-            "event_label": labels[first],
-        }
-    )
+    return first, np.maximum.reduceat(offsets, first)
 
 
 def normalise_durations(durations: pd.DataFrame) -> pd.DataFrame:

@@ -38,7 +38,13 @@ import numpy as np
 import pandas as pd
 
 from sedwatt.errors import SedwattError
-from sedwatt.metrics.events import EVENT_COLUMNS, normalise_durations, normalise_events
+from sedwatt.metrics.events import (
+    EVENT_COLUMNS,
+    has_label,
+    merge_sorted_runs,
+    normalise_durations,
+    normalise_events,
+)
 
 
 @dataclass(frozen=True)
@@ -137,18 +143,23 @@ class IntersectionScorer:
             raise SedwattError(
                 f"predictions row {inverted[0]}: {row['filename']}: onset {row['onset']} is after offset {row['offset']}"
             )
-        events = normalise_events(predictions)
-        clip = self._clip_index.get_indexer(events["filename"])
-        cls = self._class_index.get_indexer(events["event_label"])
-        if (cls < 0).any():
-            label = events["event_label"].to_numpy()[np.flatnonzero(cls < 0)[0]]
+        # Codes first, so the merge of overlapping same-class events runs on numbers, not strings.
+        clip = self._clip_index.get_indexer(predictions["filename"].astype(str))
+        cls = self._class_index.get_indexer(predictions["event_label"])
+        missing_class = np.flatnonzero(cls < 0)
+        unknown = missing_class[has_label(predictions["event_label"].iloc[missing_class])]
+        if unknown.size:
+            label = predictions["event_label"].iloc[unknown[0]]
             raise SedwattError(f"predictions: unknown label {label!r} (expected one of {', '.join(self.classes)})")
-        known = clip >= 0  # detections in clips nobody knows can be neither TP nor FP
-        clip, cls = clip[known], cls[known]
-        onsets = events["onset"].to_numpy()[known]
-        offsets = events["offset"].to_numpy()[known]
-        order = np.lexsort((onsets, cls, clip))
-        return clip[order], cls[order], onsets[order], offsets[order]
+        # Unlabelled rows, zero-length events, and clips nobody knows (neither TP nor FP) are dropped.
+        keep = (cls >= 0) & (clip >= 0) & (offsets > onsets)
+        clip, cls, onsets, offsets = clip[keep], cls[keep], onsets[keep], offsets[keep]
+        order = np.lexsort((offsets, onsets, cls, clip))
+        clip, cls, onsets, offsets = clip[order], cls[order], onsets[order], offsets[order]
+        new_group = np.ones(clip.size, dtype=bool)
+        new_group[1:] = (clip[1:] != clip[:-1]) | (cls[1:] != cls[:-1])
+        first, merged_offsets = merge_sorted_runs(new_group, onsets, offsets)
+        return clip[first], cls[first], onsets[first], merged_offsets
 
     def counts(self, predictions: pd.DataFrame, dtc: float = 0.7, gtc: float = 0.7) -> IntersectionCounts:
         """True positives, false positives and references per class."""
