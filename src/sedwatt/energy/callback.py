@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sedwatt.config import EnergyConfig
+from sedwatt.energy.nvml import GpuPlan
 from sedwatt.energy.tracker import EnergySession, Segment
 from sedwatt.training.callbacks import Callback, RunState
 
@@ -72,8 +73,16 @@ class EnergyCallback(Callback):
 
     key = "energy"
 
-    def __init__(self, config: EnergyConfig, out_dir: Path, total_epochs: int) -> None:
+    def __init__(
+        self,
+        config: EnergyConfig,
+        out_dir: Path,
+        total_epochs: int,
+        *,
+        gpu_plan: GpuPlan | None = None,
+    ) -> None:
         self.config = config
+        self.gpu_plan = gpu_plan  # None: decided from the run's device at train start
         self.out_dir = Path(out_dir)
         self.total_epochs = int(total_epochs)
         self.session: EnergySession | None = None
@@ -99,6 +108,7 @@ class EnergyCallback(Callback):
             self.energy_dir / "codecarbon",
             project_name="sedwatt",
             device=state.config.train.device,
+            gpu_plan=self.gpu_plan,
         )
         state.info.setdefault("tags", {}).update(self.session.tags)
 

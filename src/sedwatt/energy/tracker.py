@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,16 +40,19 @@ KWH_TO_J = 3.6e6
 
 
 class _CodecarbonGate(logging.Filter):
-    """Lets only CodeCarbon's errors through, and keeps the exceptions it swallowed (@suppress)."""
+    """Lets only CodeCarbon's errors through, and notes the exceptions it swallowed (@suppress)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.users = 0
-        self.swallowed: list[logging.LogRecord] = []
+        self.swallowed_count = 0
+        self.recent: deque[tuple[int, str]] = deque(maxlen=20)  # (sequence number, "Type: message")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and len(self.swallowed) < 100:
-            self.swallowed.append(record)
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None:
+            self.recent.append((self.swallowed_count, f"{exc.__class__.__name__}: {exc}"))
+            self.swallowed_count += 1
         return record.levelno >= logging.ERROR
 
 
@@ -74,11 +78,10 @@ def quiet_codecarbon() -> Iterator[_CodecarbonGate]:
 
 
 def _swallowed_since(mark: int) -> str | None:
-    records = _gate.swallowed[mark:]
-    for record in records:
-        exc = record.exc_info[1] if record.exc_info else None
-        if exc is not None:
-            return f"{exc.__class__.__name__}: {exc}"
+    """The first exception CodeCarbon swallowed after ``mark`` (a ``swallowed_count``), if any."""
+    for sequence, text in list(_gate.recent):
+        if sequence >= mark:
+            return text
     return None
 
 
@@ -197,7 +200,7 @@ class EnergySession:
         from codecarbon import OfflineEmissionsTracker, OutputMethod
 
         cfg = self.config
-        mark = len(_gate.swallowed)
+        mark = _gate.swallowed_count
         kwargs: dict[str, Any] = {
             "country_iso_code": cfg.country_iso_code,
             "region": None,
@@ -224,10 +227,20 @@ class EnergySession:
         }
         if self.gpu_plan.nvml_index is not None:
             kwargs["gpu_ids"] = [self.gpu_plan.nvml_index]
+        # The constructor is wrapped in CodeCarbon's @suppress: an exception inside it is logged as a
+        # warning and leaves a half-built tracker. Let warnings reach the gate to see it.
+        logging.getLogger(CODECARBON_LOGGER).setLevel(logging.WARNING)
         tracker = OfflineEmissionsTracker(**kwargs)
-        required = ("_output_handlers", "_active_task", "_scheduler", "_hardware")
-        if not all(hasattr(tracker, name) for name in required):
-            cause = _swallowed_since(mark) or "no exception recorded"
+        swallowed = _swallowed_since(mark)
+        required = (
+            "run_id",
+            "_output_handlers",
+            "_active_task",
+            "_scheduler",
+            "_hardware",
+        )  # run_id is set last
+        if swallowed or not all(hasattr(tracker, name) for name in required):
+            cause = swallowed or "no exception recorded"
             raise SedwattError(
                 f"energy: CodeCarbon {codecarbon_version()} tracker failed to initialise ({cause}); "
                 "fix the cause or set energy.enabled=false"
@@ -329,7 +342,7 @@ class EnergySession:
         try:
             if self._active is not None:
                 self.stop_segment()
-            mark = len(_gate.swallowed)
+            mark = _gate.swallowed_count
             self.tracker.stop()
             cause = _swallowed_since(mark)
             if cause:

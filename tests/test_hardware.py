@@ -1,0 +1,63 @@
+"""The hw.* fingerprint: keys, string values, and values consistent with this machine."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+import torch
+
+from sedwatt.hardware import HW_TAG_KEYS, cpu_model_name, hardware_tags, used_cuda_index
+
+
+def test_keys_and_types():
+    tags = hardware_tags()
+    assert tuple(tags) == HW_TAG_KEYS
+    assert all(isinstance(value, str) and value for value in tags.values())
+
+
+def test_values_match_this_machine():
+    tags = hardware_tags()
+    assert tags["hw.cpu_count"] == str(os.cpu_count())
+    assert tags["hw.hostname"] == socket.gethostname()
+    assert tags["hw.torch"] == torch.__version__
+    assert float(tags["hw.ram_gb"]) > 0.1
+    if torch.cuda.is_available():
+        assert tags["hw.gpu_model"] == torch.cuda.get_device_name(torch.cuda.current_device())
+        assert int(tags["hw.gpu_count"]) == torch.cuda.device_count()
+        assert tags["hw.cuda"] == str(torch.version.cuda)
+    else:
+        assert (tags["hw.gpu_model"], tags["hw.gpu_count"], tags["hw.cuda"]) == ("none", "0", "none")
+
+
+def test_cpu_device_means_no_gpu_even_where_one_exists():
+    tags = hardware_tags(device="cpu")
+    assert (tags["hw.gpu_model"], tags["hw.gpu_count"], tags["hw.cuda"]) == ("none", "0", "none")
+    assert used_cuda_index("cpu") is None
+
+
+def test_cpu_model_from_proc_cpuinfo(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(
+        "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC  7763 64-Core Processor\n\n"
+        "processor\t: 1\nmodel name\t: AMD EPYC  7763 64-Core Processor\n"
+    )
+    assert cpu_model_name(cpuinfo) == "AMD EPYC 7763 64-Core Processor"
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/cpuinfo"), reason="needs Linux /proc")
+def test_cpu_model_is_the_kernel_name():
+    with open("/proc/cpuinfo") as handle:
+        names = [line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")]
+    if names:
+        assert hardware_tags()["hw.cpu_model"] == " ".join(names[0].split())
+
+
+def test_probe_makes_no_network_call(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("hardware_tags tried the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    assert hardware_tags()["hw.hostname"]
