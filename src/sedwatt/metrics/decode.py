@@ -27,7 +27,7 @@ def median_filter_binary(mask: np.ndarray, size: int) -> np.ndarray:
     median is the element of rank k//2, which for 0/1 values is 1 when at least k - k//2 ones
     fall in the window.
     """
-    if size <= 1:
+    if size <= 1 or mask.shape[-1] == 0:
         return mask.astype(bool, copy=True)
     left, right = size // 2, size - 1 - size // 2
     n_frames = mask.shape[-1]
@@ -52,13 +52,17 @@ def _regions(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return start_rows, start_frames, stop_frames
 
 
-def _check(scores: np.ndarray, filenames: Sequence[str], classes: Sequence[str]) -> None:
+def _check(scores: np.ndarray, filenames: Sequence[str], classes: Sequence[str]) -> np.ndarray:
+    """The scores as [N, C, T]; an empty array with no filenames is read as zero clips."""
+    if scores.size == 0 and len(filenames) == 0 and scores.ndim != 3:
+        return np.zeros((0, len(classes), 0), dtype=float)
     if scores.ndim != 3:
         raise ValueError(f"scores must be [clips, classes, frames], got shape {scores.shape}")
     if scores.shape[0] != len(filenames):
         raise ValueError(f"{scores.shape[0]} clips of scores but {len(filenames)} filenames")
     if scores.shape[1] != len(classes):
         raise ValueError(f"{scores.shape[1]} score classes but {len(classes)} class names")
+    return scores
 
 
 def binarise(scores: np.ndarray, threshold: float, median_filter: int) -> np.ndarray:
@@ -105,8 +109,7 @@ def decode(
     classes: Sequence[str],
 ) -> pd.DataFrame:
     """Frame scores [N clips, C classes, T frames] → DCASE events (filename, onset, offset, event_label)."""
-    scores = np.asarray(scores)
-    _check(scores, filenames, classes)
+    scores = _check(np.asarray(scores), filenames, classes)
     mask = binarise(scores, threshold, median_filter)
     return events_from_mask(
         mask, filenames, frame_seconds=frame_seconds, clip_seconds=clip_seconds, classes=classes
@@ -124,8 +127,7 @@ def decode_thresholds(
     classes: Sequence[str],
 ) -> dict[float, pd.DataFrame]:
     """:func:`decode` at every threshold (the PSDS operating points), keyed by threshold."""
-    scores = np.asarray(scores)
-    _check(scores, filenames, classes)
+    scores = _check(np.asarray(scores), filenames, classes)
     return {
         float(t): events_from_mask(
             binarise(scores, float(t), median_filter),
