@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sedwatt.config import EnergyConfig
+from sedwatt.energy.nvml import GpuPlan
 from sedwatt.energy.tracker import EnergySession
 
 
@@ -53,6 +54,7 @@ def measure_energy(
     name: str = "inference",
     *,
     device: str | None = None,
+    gpu_plan: GpuPlan | None = None,
 ) -> Iterator[EnergyMeasurement]:
     """Measure the energy of the ``with`` block; CodeCarbon's CSVs go to ``out_dir``.
 
@@ -62,7 +64,9 @@ def measure_energy(
     if not config.enabled:
         yield result
         return
-    session = EnergySession(config, Path(out_dir), project_name=f"sedwatt-{name}", device=device)
+    session = EnergySession(
+        config, Path(out_dir), project_name=f"sedwatt-{name}", device=device, gpu_plan=gpu_plan
+    )
     result.tags = dict(session.tags)
     try:
         session.start_segment(name)
