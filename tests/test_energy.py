@@ -224,6 +224,20 @@ def test_forced_cpu_power_exceeds_any_unforced_estimate(tmp_path):
     assert result.cpu_energy_kwh * J_PER_KWH > float(tdp) * result.duration_s
 
 
+def test_measurements_follow_the_interval_inside_an_epoch(tmp_path):
+    """CodeCarbon pauses its scheduler during a task; the session measures at measure_power_secs."""
+    session = EnergySession(EnergyConfig(measure_power_secs=0.1), tmp_path)
+    before = session.tracker._power_measurement_count
+    session.start_segment("long")
+    time.sleep(0.65)
+    segment = session.stop_segment()
+    measured = session.tracker._power_measurement_count - before
+    session.close()
+    assert measured >= 4  # ~6 interval measurements + the one at stop (CodeCarbon alone: 1)
+    ram_w = float(session.tags["energy.ram_power_w"])
+    assert segment.ram_energy_kwh * J_PER_KWH == pytest.approx(ram_w * segment.duration_s, rel=0.02)
+
+
 def test_inference_measurement_holds_totals_and_provenance(tmp_path):
     with measure_energy(EnergyConfig(measure_power_secs=0.5), tmp_path, "devtest") as result:
         assert not result.measured

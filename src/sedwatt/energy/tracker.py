@@ -9,9 +9,9 @@ CodeCarbon's errors, records the provenance tags, and measures segments with
 ``start_task``/``stop_task`` on that one tracker. When the GPU has no NVML energy counter, its term
 comes from sedwatt's own power integration (nvml.py) instead.
 
-In task mode CodeCarbon pauses its ``measure_power_secs`` scheduler: it reads energy counters at
-each segment's start and end and averages 1 s power samples (CPU load, counter-less GPUs) in
-between, so ``measure_power_secs`` only paces measurements outside segments.
+In task mode CodeCarbon pauses its ``measure_power_secs`` scheduler and would read energy counters
+only at each segment's ends (averaging its 1 s CPU-load / GPU-power samples in between), so the
+session triggers CodeCarbon's measurement itself every ``measure_power_secs`` during a segment.
 """
 
 from __future__ import annotations
@@ -144,6 +144,38 @@ def _busy_percent(before: Any, after: Any) -> float:
     return min(max(100.0 * (1.0 - (idle(after) - idle(before)) / elapsed), 0.0), 100.0)
 
 
+class _IntervalMeasurer:
+    """Calls CodeCarbon's measurement every ``interval_s`` while a segment runs.
+
+    CodeCarbon pauses its own ``measure_power_secs`` scheduler during a task and reads counters only
+    at the task's ends; measuring at the configured interval keeps long epochs from losing
+    wrapped RAPL counters and makes ``energy.interval_s`` mean what it says.
+    """
+
+    def __init__(self, tracker: Any, interval_s: float) -> None:
+        self.tracker = tracker
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sedwatt-energy-interval", daemon=True)
+        self.failures = 0
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.tracker._measure_power_and_energy()
+            except Exception:
+                self.failures += 1
+                if self.failures == 1:
+                    logger.warning("energy: an interval measurement failed", exc_info=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 class EnergySession:
     """An offline CodeCarbon tracker measuring named segments one after the other.
 
@@ -170,6 +202,7 @@ class EnergySession:
         self._closed = False
         self._active: str | None = None
         self._sampler: PowerSampler | None = None
+        self._measurer: _IntervalMeasurer | None = None
         self._cpu_times_at_start: Any = None
         try:
             self.tracker = self._build_tracker(project_name)
@@ -247,6 +280,7 @@ class EnergySession:
             )
         # A co2_signal token from ~/.codecarbon.config would make emissions an API call: never.
         tracker._electricitymaps_api_token = None
+        tracker._api_call_interval = -1  # no live output between measurements: only the CSVs at stop
         try:
             tracker.get_detected_hardware()  # resolve CPU/GPU/RAM methods now, not at the first epoch
         except Exception as exc:
@@ -297,6 +331,9 @@ class EnergySession:
         if self.gpu_plan.source is not None:
             self._sampler = PowerSampler(self.gpu_plan.source, self.config.nvml_sample_secs)
             self._sampler.start()
+        if hasattr(self.tracker, "_measure_power_and_energy"):
+            self._measurer = _IntervalMeasurer(self.tracker, self.config.measure_power_secs)
+            self._measurer.start()
         self._cpu_times_at_start = _cpu_times()
         self._active = name
 
@@ -305,6 +342,9 @@ class EnergySession:
             raise RuntimeError("no segment is being measured")
         name, self._active = self._active, None
         cpu_util = _busy_percent(self._cpu_times_at_start, _cpu_times())
+        if self._measurer is not None:  # before stop_task: never two measurements at once
+            self._measurer.stop()
+            self._measurer = None
         trace = self._sampler.stop() if self._sampler is not None else None
         self._sampler = None
         data = self.tracker.stop_task()
@@ -348,6 +388,9 @@ class EnergySession:
             if cause:
                 logger.warning("energy: CodeCarbon failed while stopping (%s); its CSV may be missing", cause)
         finally:
+            if self._measurer is not None:
+                self._measurer.stop()
+                self._measurer = None
             if self._sampler is not None:
                 with contextlib.suppress(RuntimeError):
                     self._sampler.stop()
