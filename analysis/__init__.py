@@ -1,0 +1,14 @@
+"""sedwatt's analysis (installed as ``sedwatt_analysis``): the paper's tables, plots and findings for any runs.
+
+    from sedwatt_analysis import analyze
+    result = analyze(["sedwatt-demo"], group_by=["params.batch_size"], out_dir="demo/report")
+    print(result.report_path)
+
+Modules: runs (which runs), history (their per-epoch curves, in bulk), per_run (runs.csv),
+tables (Table 1/2 numbers and cells), render (Markdown/LaTeX/HTML, atomic files), plots, findings,
+machines (hardware, calibrations, registry), report (report.html), api (``analyze``).
+"""
+
+from .api import AnalysisResult, analyze
+
+__all__ = ["AnalysisResult", "analyze"]

@@ -1,0 +1,178 @@
+"""The report's findings, computed from the runs — the paper's claims re-derived on the user's own data.
+
+Each finding is a sentence plus the numbers behind it (findings.json), so nothing in the report is
+written by hand. "Varies by X %" is the relative spread of the group means: (largest − smallest) /
+smallest.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .plots import pareto_mask
+from .tables import natural_key
+
+
+@dataclass(frozen=True)
+class Finding:
+    key: str
+    text: str
+    values: dict[str, float | int | str | None] = field(default_factory=dict)
+
+
+def spread(means: Sequence[float]) -> float | None:
+    """(max − min) / min of finite means; None with fewer than two groups or a zero minimum."""
+    values = [v for v in means if v is not None and math.isfinite(v)]
+    if len(values) < 2 or min(values) <= 0:
+        return None
+    return (max(values) - min(values)) / min(values)
+
+
+def group_means(runs: pd.DataFrame, keys: Sequence[str], column: str) -> pd.Series:
+    labels = runs[list(keys)].astype(str).agg(" / ".join, axis=1)
+    means = pd.to_numeric(runs[column], errors="coerce").groupby(labels).mean().dropna()
+    return means.loc[sorted(means.index, key=natural_key)]
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{100 * value:.0f} %"
+
+
+def _finite(series: pd.Series) -> pd.Series:
+    values = pd.to_numeric(series, errors="coerce")
+    return values[np.isfinite(values)]
+
+
+def variation_findings(runs: pd.DataFrame, group_keys: Sequence[str]) -> list[Finding]:
+    label = " / ".join(group_keys)
+    out: list[Finding] = []
+    per_minute = group_means(runs, group_keys, "wh_per_minute")
+    time = group_means(runs, group_keys, "time_s")
+    total = group_means(runs, group_keys, "energy_total_kwh")
+    hardware = group_means(runs, ["hardware"], "wh_per_minute")
+    by_group, by_hw = spread(per_minute.tolist()), spread(hardware.tolist())
+    if by_group is None:
+        text = f"Only one {label} group with energy: variation across {label} needs runs from several."
+    else:
+        text = (
+            f"Energy per minute varies by {_pct(by_group)} across {label} "
+            f"({per_minute.min():.3g}–{per_minute.max():.3g} Wh/min), while training time varies by "
+            f"{_pct(spread(time.tolist()))} and total energy by {_pct(spread(total.tolist()))}"
+        )
+        if group_keys != ["hardware"]:
+            text += (
+                f"; across hardware energy per minute varies by {_pct(by_hw)}."
+                if by_hw is not None
+                else f"; all runs ran on one hardware ({hardware.index[0] if len(hardware) else 'unknown'}), "
+                "so variation across machines cannot be measured here."
+            )
+        else:
+            text += "."
+    out.append(
+        Finding(
+            "energy_per_minute_variation",
+            text,
+            {
+                "across_groups": by_group,
+                "across_hardware": by_hw,
+                "time_across_groups": spread(time.tolist()),
+                "energy_across_groups": spread(total.tolist()),
+            },
+        )
+    )
+    return out
+
+
+def convergence_findings(runs: pd.DataFrame, group_keys: Sequence[str]) -> list[Finding]:
+    out: list[Finding] = []
+    n = len(runs)
+    extra = _finite(runs["extra_cost_95_to_max"])
+    if len(extra):
+        per_group = group_means(runs, group_keys, "extra_cost_95_to_max")
+        out.append(
+            Finding(
+                "last_5_percent_cost",
+                f"The last 5 % (relative) of F1 cost {_pct(extra.mean())} more energy on average "
+                f"(E@max / E@95 % − 1 over {len(extra)} runs; group means {_pct(per_group.min())}–{_pct(per_group.max())}).",
+                {
+                    "mean": float(extra.mean()),
+                    "group_min": float(per_group.min()),
+                    "group_max": float(per_group.max()),
+                },
+            )
+        )
+    best, at95 = _finite(runs["savings_stop_at_best"]), _finite(runs["savings_stop_at_95pct"])
+    if len(best):
+        out.append(
+            Finding(
+                "early_stopping_savings",
+                f"Stopping at the best epoch would have saved {_pct(best.mean())} of the energy on average "
+                f"(up to {_pct(best.max())}); stopping at 95 % of max F1, {_pct(at95.mean())} (up to {_pct(at95.max())}).",
+                {
+                    "stop_at_best_mean": float(best.mean()),
+                    "stop_at_best_max": float(best.max()),
+                    "stop_at_95pct_mean": float(at95.mean()) if len(at95) else None,
+                    "stop_at_95pct_max": float(at95.max()) if len(at95) else None,
+                },
+            )
+        )
+    never = int(runs["energy_at_f1_40_kwh"].isna().sum())
+    out.append(
+        Finding(
+            "never_reached_40",
+            f"{never} of {n} runs never reached F1 = 40 % (their E@F1=40 % is left out of the means, not invented)."
+            if never
+            else f"All {n} runs reached F1 = 40 %.",
+            {"never": never, "runs": n},
+        )
+    )
+    f1_means = group_means(runs, group_keys, "max_f1")
+    energy_means = group_means(runs, group_keys, "energy_total_kwh")
+    if len(f1_means) > 1 and len(energy_means) > 1:
+        label = " / ".join(group_keys)
+        out.append(
+            Finding(
+                "best_and_cheapest",
+                f"Highest mean max F1: {label} = {f1_means.idxmax()} ({100 * f1_means.max():.1f} %); "
+                f"lowest mean energy: {label} = {energy_means.idxmin()} ({energy_means.min():.3g} kWh).",
+                {"best_f1_group": str(f1_means.idxmax()), "lowest_energy_group": str(energy_means.idxmin())},
+            )
+        )
+    front = pareto_mask(runs["max_f1"].to_numpy(dtype=float), runs["energy_total_kwh"].to_numpy(dtype=float))
+    out.append(
+        Finding(
+            "pareto_front",
+            f"{int(front.sum())} of {n} runs are on the Pareto front of F1 vs energy.",
+            {"pareto_runs": int(front.sum())},
+        )
+    )
+    return out
+
+
+def normalisation_finding(runs: pd.DataFrame, n_calibrations: int) -> Finding:
+    covered = int(runs["energy_norm_factor"].notna().sum()) if "energy_norm_factor" in runs else 0
+    if n_calibrations == 0:
+        text = (
+            "No calibration runs (experiment sedwatt-calibration): energies are not normalised. "
+            "Run `sedwatt calibrate` on each machine to compare across hardware."
+        )
+    else:
+        text = (
+            f"{n_calibrations} hardware calibration(s) found; normalised energy "
+            f"(E × E_ref_published / E_ref_measured_here) is available for {covered} of {len(runs)} runs."
+        )
+    return Finding("normalisation", text, {"calibrations": n_calibrations, "runs_normalised": covered})
+
+
+def compute_findings(runs: pd.DataFrame, group_keys: Sequence[str], n_calibrations: int) -> list[Finding]:
+    keys = list(group_keys)
+    return [
+        *variation_findings(runs, keys),
+        *convergence_findings(runs, keys),
+        normalisation_finding(runs, n_calibrations),
+    ]

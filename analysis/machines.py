@@ -1,0 +1,180 @@
+"""Comparing across machines: hardware fingerprints, calibrations, and the registered model versions.
+
+Energy is only comparable on the same hardware (paper, finding 2). Two aids:
+- calibration runs (experiment ``sedwatt-calibration``, tag ``sedwatt.kind = 'calibration'``) measure
+  the reference model's dev-test inference energy on one machine; a run's normalised energy is
+  E × ref_published / ref_measured_here, using the latest calibration with the run's fingerprint
+  (``hw.gpu_model``, ``hw.cpu_model``);
+- the model registry: each registered version carries its run's ``hw.*`` tags and energy, so the
+  versions of the analysed runs are listed side by side.
+Both are optional: without calibrations or registered versions the report says so.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .history import chunks
+from .per_run import hardware_fingerprint, hardware_label
+from .runs import RunRecord
+
+logger = logging.getLogger(__name__)
+
+CALIBRATION_EXPERIMENT = "sedwatt-calibration"
+REF_METRIC = "ref_inference_energy_kwh"
+REF_PUBLISHED_PARAM = "ref_published_kwh"
+REF_PUBLISHED_DEFAULT_KWH = 0.030  # DCASE 2022 README: dev-test inference on an A100 (paper, finding 5)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    fingerprint: tuple[str, str]
+    run_id: str
+    measured_kwh: float
+    published_kwh: float
+
+    @property
+    def factor(self) -> float:
+        return self.published_kwh / self.measured_kwh
+
+
+def load_calibrations(client: Any) -> dict[tuple[str, str], Calibration]:
+    """The latest usable calibration per hardware fingerprint ({} when there are none)."""
+    from mlflow.entities import ViewType
+
+    experiment = client.get_experiment_by_name(CALIBRATION_EXPERIMENT)
+    if experiment is None:
+        return {}
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string="tags.sedwatt.kind = 'calibration'",
+        run_view_type=ViewType.ACTIVE_ONLY,
+        max_results=5000,
+        order_by=["attributes.start_time DESC"],
+    )
+    found: dict[tuple[str, str], Calibration] = {}
+    for run in runs:
+        measured = run.data.metrics.get(REF_METRIC)
+        try:
+            published = float(run.data.params.get(REF_PUBLISHED_PARAM, REF_PUBLISHED_DEFAULT_KWH))
+        except ValueError:
+            logger.warning(
+                "calibration run %s: param %s is not a number", run.info.run_id, REF_PUBLISHED_PARAM
+            )
+            continue
+        if measured is None or not np.isfinite(measured) or measured <= 0:
+            continue
+        fingerprint = hardware_fingerprint(run.data.tags)
+        found.setdefault(fingerprint, Calibration(fingerprint, run.info.run_id, float(measured), published))
+    return found
+
+
+def add_normalised_energy(
+    runs: pd.DataFrame, records: dict[str, RunRecord], calibrations: dict[tuple[str, str], Calibration]
+) -> pd.DataFrame:
+    """Columns ``energy_norm_factor`` and ``energy_total_norm_kwh`` (NaN where no calibration matches)."""
+    frame = runs.copy()
+    factors = []
+    for run_id in frame["run_id"]:
+        calibration = calibrations.get(hardware_fingerprint(records[run_id].tags))
+        factors.append(calibration.factor if calibration else np.nan)
+    frame["energy_norm_factor"] = np.asarray(factors, dtype=float)
+    frame["energy_total_norm_kwh"] = frame["energy_total_kwh"] * frame["energy_norm_factor"]
+    return frame
+
+
+def calibration_frame(calibrations: dict[tuple[str, str], Calibration]) -> pd.DataFrame:
+    rows = [
+        {
+            "hardware": hardware_label({"hw.gpu_model": c.fingerprint[0], "hw.cpu_model": c.fingerprint[1]}),
+            "gpu_model": c.fingerprint[0],
+            "cpu_model": c.fingerprint[1],
+            "ref_measured_kwh": c.measured_kwh,
+            "ref_published_kwh": c.published_kwh,
+            "factor": c.factor,
+            "run_id": c.run_id,
+        }
+        for c in calibrations.values()
+    ]
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "hardware",
+            "gpu_model",
+            "cpu_model",
+            "ref_measured_kwh",
+            "ref_published_kwh",
+            "factor",
+            "run_id",
+        ],
+    )
+
+
+def _tag_float(tags: dict[str, str], key: str) -> float:
+    try:
+        return float(tags[key])
+    except (KeyError, ValueError):
+        return np.nan
+
+
+MODEL_VERSION_COLUMNS = [
+    "name", "version", "aliases", "run_id", "hardware", "hw.gpu_model", "hw.cpu_model",
+    "best_val_f1", "energy_total_kwh", "max_f1", "energy_total_kwh_from_history", "energy_total_norm_kwh",
+]  # fmt: skip
+
+
+def model_versions(client: Any, runs: pd.DataFrame) -> pd.DataFrame:
+    """Registered versions of the analysed runs, with their hardware tags and energy.
+
+    ``best_val_f1`` / ``energy_total_kwh`` are the version's own tags (what the registry shows);
+    ``max_f1`` / ``energy_total_kwh_from_history`` are this analysis's numbers for the same run.
+    """
+    from mlflow.exceptions import MlflowException
+
+    by_run = runs.set_index("run_id")
+    versions: list[Any] = []
+    try:
+        for chunk in chunks(list(by_run.index), 100):
+            quoted = ", ".join(f"'{run_id}'" for run_id in chunk)
+            page_token = None
+            while True:
+                page = client.search_model_versions(f"run_id IN ({quoted})", page_token=page_token)
+                versions.extend(page)
+                page_token = page.token
+                if not page_token:
+                    break
+    except MlflowException as exc:  # a registry-less store: nothing to list
+        logger.warning("model registry not searchable: %s", str(exc).splitlines()[0] if str(exc) else exc)
+        return pd.DataFrame(columns=MODEL_VERSION_COLUMNS)
+    rows = []
+    for version in versions:
+        tags = dict(version.tags or {})
+        run = by_run.loc[version.run_id] if version.run_id in by_run.index else None
+
+        rows.append(
+            {
+                "name": version.name,
+                "version": int(version.version),
+                "aliases": ", ".join(version.aliases or []),
+                "run_id": version.run_id,
+                "hardware": hardware_label(tags)
+                if any(k.startswith("hw.") for k in tags)
+                else (run["hardware"] if run is not None else ""),
+                "hw.gpu_model": tags.get("hw.gpu_model", ""),
+                "hw.cpu_model": tags.get("hw.cpu_model", ""),
+                "best_val_f1": _tag_float(tags, "best_val_f1"),
+                "energy_total_kwh": _tag_float(tags, "energy_total_kwh"),
+                "max_f1": run["max_f1"] if run is not None else np.nan,
+                "energy_total_kwh_from_history": run["energy_total_kwh"] if run is not None else np.nan,
+                "energy_total_norm_kwh": run.get("energy_total_norm_kwh", np.nan)
+                if run is not None
+                else np.nan,
+            }
+        )
+    frame = pd.DataFrame(rows, columns=MODEL_VERSION_COLUMNS)
+    return frame.sort_values(["name", "version"]).reset_index(drop=True)
