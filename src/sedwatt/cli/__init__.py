@@ -20,6 +20,7 @@ COMMANDS: tuple[str, ...] = (
     "check_data",
     "train",
     "search",
+    "analyze",
     "demo",
     "sync",
     "score",
