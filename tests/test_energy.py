@@ -180,6 +180,33 @@ def test_resume_continues_the_cumulative_curve(tmp_path):
     assert sum(float(r["energy_kwh"]) for r in rows) == pytest.approx(epoch3["energy_cum_kwh"])
 
 
+def test_resume_keeps_the_epoch_the_killed_process_measured(tmp_path):
+    """Killed after epoch 2 was measured but before its checkpoint: the resumed run redoes it."""
+    config = run_config()
+    first = EnergyCallback(config.energy, tmp_path, total_epochs=3)
+    state = RunState(config=config, out_dir=tmp_path)
+    first.on_train_start(state)
+    train(first, state, range(1, 2))
+    checkpoint = copy.deepcopy(first.state_dict())
+    train(first, state, range(2, 3))
+    first.on_train_end(state)  # the process dies; its CSV has epochs 1 and 2
+
+    resumed = EnergyCallback(config.energy, tmp_path, total_epochs=3)
+    resumed.load_state_dict(checkpoint)
+    state = RunState(config=config, out_dir=tmp_path, epoch=1, resumed_from_epoch=1)
+    resumed.on_train_start(state)
+    (redone,) = train(resumed, state, range(2, 3))
+    resumed.on_train_end(state)
+    rows = read_csv(tmp_path / "energy" / "epochs.csv")
+    assert [(r["session"], r["epoch"], r["complete"]) for r in rows] == [
+        ("1", "1", "1"),
+        ("1", "2", "0"),
+        ("2", "2", "1"),
+    ]
+    assert rows[1]["energy_cum_kwh"] == "" and float(rows[1]["energy_kwh"]) > 0
+    assert redone["energy_cum_kwh"] == pytest.approx(float(rows[0]["energy_kwh"]) + redone["energy_kwh"])
+
+
 def test_failed_training_stops_the_tracker_and_keeps_the_partial_epoch(tmp_path):
     config = run_config()
     callback = EnergyCallback(config.energy, tmp_path, total_epochs=3)

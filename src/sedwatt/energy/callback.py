@@ -86,6 +86,7 @@ class EnergyCallback(Callback):
         self.out_dir = Path(out_dir)
         self.total_epochs = int(total_epochs)
         self.session: EnergySession | None = None
+        self.tags: dict[str, str] = {}
         self.cumulative: dict[str, float] = dict.fromkeys(CUMULATIVE_KEYS, 0.0)
         self.rows: list[dict[str, Any]] = []
         self.session_index = 0  # 1 for the first process, 2 after a resume, ...
@@ -110,7 +111,9 @@ class EnergyCallback(Callback):
             device=state.config.train.device,
             gpu_plan=self.gpu_plan,
         )
-        state.info.setdefault("tags", {}).update(self.session.tags)
+        self.tags = dict(self.session.tags)
+        state.info.setdefault("tags", {}).update(self.tags)
+        self._keep_unfinished_rows_on_disk()
 
     def on_epoch_start(self, state: RunState) -> None:
         if self.session is None:
@@ -168,7 +171,7 @@ class EnergyCallback(Callback):
 
     # -- rows -----------------------------------------------------------------------------------
     def _record(self, segment: Segment, epoch: int, *, complete: bool) -> None:
-        tags = self.session.tags if self.session is not None else {}
+        tags = self.tags
         row = {
             "epoch": epoch,
             "complete": int(complete),
@@ -180,6 +183,27 @@ class EnergyCallback(Callback):
             "session": self.session_index,
         }
         self.rows.append(row)
+
+    def _keep_unfinished_rows_on_disk(self) -> None:
+        """After a resume, keep the epochs the killed process measured but no checkpoint saw.
+
+        Their energy was spent (the epoch running when the process died, or one finished just before
+        its checkpoint was written), but the resumed curve redoes them: they stay in the CSV with
+        complete=0 and no cumulative value.
+        """
+        if not self.csv_path.is_file():
+            return
+        with open(self.csv_path, newline="", encoding="utf-8") as handle:
+            on_disk = list(csv.DictReader(handle))
+        known = {(int(row["session"]), int(row["epoch"])) for row in self.rows}
+        for row in on_disk:
+            try:
+                key = (int(row["session"]), int(row["epoch"]))
+            except (KeyError, TypeError, ValueError):
+                continue
+            if key[0] < self.session_index and key not in known:
+                self.rows.append({**row, "complete": 0, "energy_cum_kwh": ""})
+        self.rows.sort(key=lambda row: (int(row["session"]), int(row["epoch"])))
 
     def _write_csv(self) -> Path:
         return write_csv_atomic(self.csv_path, self.rows, CSV_COLUMNS)
