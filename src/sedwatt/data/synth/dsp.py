@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from scipy import fft as sp_fft
 from scipy.signal import oaconvolve
 
 Rng = np.random.Generator
@@ -31,10 +32,13 @@ def shaped_noise(rng: Rng, n: int, sr: int, magnitude: Callable[[FloatArray], Fl
     """Gaussian noise of ``n`` samples whose amplitude spectrum follows ``magnitude(freqs_hz)``, unit RMS."""
     if n <= 0:
         return np.zeros(0, np.float32)
-    freqs = np.fft.rfftfreq(n, 1.0 / sr).astype(np.float32)
+    size = sp_fft.next_fast_len(n, real=True)  # noise is noise: draw a fast FFT length and cut it
+    freqs = sp_fft.rfftfreq(size, 1.0 / sr).astype(np.float32)
     gains = np.asarray(magnitude(freqs), dtype=np.float32)
-    spectrum = (rng.standard_normal(freqs.size, dtype=np.float32) + 1j * rng.standard_normal(freqs.size, dtype=np.float32))
-    out = np.fft.irfft(spectrum * gains, n).astype(np.float32)
+    spectrum = np.empty(freqs.size, np.complex64)
+    spectrum.real = rng.standard_normal(freqs.size, dtype=np.float32)
+    spectrum.imag = rng.standard_normal(freqs.size, dtype=np.float32)
+    out = sp_fft.irfft(spectrum * gains, size)[:n].astype(np.float32, copy=False)
     level = rms(out)
     return out / level if level > 0 else out
 

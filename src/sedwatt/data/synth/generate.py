@@ -255,6 +255,9 @@ def generate_dataset(
         for job, record in zip(jobs, records, strict=True):
             by_set[job.set_name].append(record)
         for set_name, set_records in by_set.items():
+            if len({r.filename for r in set_records}) != len(set_records):  # a clip overwrote another: a bug
+                raise RuntimeError(f"make-data: duplicate file names in the {set_name} set")
+        for set_name, set_records in by_set.items():
             _write_labels(tmp, set_name, set_records)
         manifest = {
             "generator": "sedwatt make-data",
