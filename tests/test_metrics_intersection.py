@@ -190,3 +190,15 @@ def test_kahan_sum_matches_pandas_groupby_sum():
     expected = pd.Series(values).groupby(segment).sum()
     ours = segmented_kahan_sum(values, segment, 300)
     assert np.array_equal(ours[expected.index.to_numpy()], expected.to_numpy())  # bit for bit
+
+
+def test_psds_eval_backed_reference_agrees():
+    from sedwatt.metrics.reference import psds_eval_f1
+
+    rng = np.random.default_rng(11)
+    gt, det = random_events(rng, 6, 0.1), random_events(rng, 6, 0.1, max_events=9)
+    for dtc, gtc in CRITERIA:
+        ours = IntersectionScorer(gt, durations_for(6), CLASSES).f1(det, dtc, gtc)
+        reference = psds_eval_f1(det, gt, durations_for(6), CLASSES, dtc=dtc, gtc=gtc)
+        assert ours[0] == pytest.approx(reference[0], abs=1e-9)
+        assert ours[1] == pytest.approx(reference[1], abs=1e-9)

@@ -29,6 +29,7 @@ def empty_events() -> pd.DataFrame:
 
 
 def has_label(labels: pd.Series) -> np.ndarray:
+    """True where a label is present (not NaN/None, not blank): blank rows list clips without events."""
     text = labels.astype(object)
     return (text.notna() & (text.astype(str).str.strip() != "")).to_numpy()
 
@@ -70,7 +71,7 @@ def normalise_events(events: pd.DataFrame) -> pd.DataFrame:
 
 
 def merge_sorted_runs(new_group: np.ndarray, onsets: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Merge overlapping events of events sorted by (group, onset, offset).
+    """Merge overlapping events, given events sorted by (group, onset, offset).
 
     ``new_group`` marks the first event of each (clip, class) group. An event starts a new merged
     event when its onset is not strictly before every earlier offset of its group. Returns the
