@@ -194,17 +194,17 @@ class EnergySession:
     ) -> None:
         self.config = config
         self.out_dir = Path(out_dir)
-        self._validate(config)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.gpu_plan = gpu_plan if gpu_plan is not None else plan_gpu(used_cuda_index(device))
-        self._quiet = quiet_codecarbon()
-        self._quiet.__enter__()
         self._closed = False
         self._active: str | None = None
         self._sampler: PowerSampler | None = None
         self._measurer: _IntervalMeasurer | None = None
         self._cpu_times_at_start: Any = None
+        self._quiet = quiet_codecarbon()  # before the first codecarbon import: it logs at import
+        self._quiet.__enter__()
         try:
+            self._validate(config)
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self.gpu_plan = gpu_plan if gpu_plan is not None else plan_gpu(used_cuda_index(device))
             self.tracker = self._build_tracker(project_name)
             self.tags = self._provenance()
         except BaseException:
