@@ -7,7 +7,6 @@ and test_server_integration.py the real team server.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -307,12 +306,3 @@ def test_nested_trial_run_gets_its_own_records(tracking, tmp_path):
     assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert child.data.tags["sedwatt.kind"] == "train"
     assert "val_f1" in child.data.metrics and "val_f1" not in client.get_run(parent.info.run_id).data.metrics
-
-
-def test_sedwatt_hardware_absent_means_no_hw_tags(tracking, tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "sedwatt.hardware", None)  # import raises ImportError
-    config = tiny_config(tmp_path / "out", epochs=1, overrides=("tracking.log_model=false",))
-    with start_tracked_run(experiment_id=ensure_experiment("tracking-test")) as run:
-        run_fake_training(config, [MLflowCallback(run.info.run_id)])
-    tags = mlflow.MlflowClient(tracking).get_run(run.info.run_id).data.tags
-    assert not any(key.startswith("hw.") for key in tags)

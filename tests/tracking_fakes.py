@@ -139,45 +139,15 @@ def run_fake_training(
 
 def fake_hardware_module() -> types.ModuleType:
     module = types.ModuleType("sedwatt.hardware")
-    module.hardware_tags = lambda: dict(HW_TAGS)  # type: ignore[attr-defined]
-    return module
-
-
-def fake_convergence_module() -> types.ModuleType:
-    """summarize_curve with the schema's definitions, spelled out plainly (None = never reached)."""
-
-    def summarize_curve(f1: list[float], energy: list[float], times: list[float]) -> types.SimpleNamespace:
-        top = max(f1)
-
-        def first(pred: Callable[[float], bool]) -> float | None:
-            return next((e for v, e in zip(f1, energy, strict=True) if pred(v)), None)
-
-        total = energy[-1]
-        e_max, e_95 = first(lambda v: v >= top), first(lambda v: v >= 0.95 * top)
-        return types.SimpleNamespace(
-            max_f1=top,
-            time_s=times[-1],
-            energy_total_kwh=total,
-            wh_per_epoch=1000 * total / len(f1),
-            wh_per_minute=1000 * total / (times[-1] / 60),
-            energy_at_f1_40_kwh=first(lambda v: v >= 0.40),
-            energy_at_95pct_max_kwh=e_95,
-            energy_at_max_kwh=e_max,
-            extra_cost_95_to_max=e_max / e_95 - 1,
-            savings_stop_at_best=1 - e_max / total,
-            savings_stop_at_95pct=1 - e_95 / total,
-        )
-
-    module = types.ModuleType("sedwatt.convergence")
-    module.summarize_curve = summarize_curve  # type: ignore[attr-defined]
+    module.hardware_tags = lambda device=None: dict(HW_TAGS)  # type: ignore[attr-defined]
     return module
 
 
 def install_fakes(monkeypatch, *, only_missing: bool = False) -> None:
-    """Put the fake hardware/convergence modules in place (``only_missing``: keep real ones that exist)."""
+    """Put the fake hardware module in place, for predictable hw.* tags (``only_missing``: keep a real one)."""
     import importlib.util
 
-    for name, make in (("sedwatt.hardware", fake_hardware_module), ("sedwatt.convergence", fake_convergence_module)):
+    for name, make in (("sedwatt.hardware", fake_hardware_module),):
         if only_missing and name in sys.modules:
             continue
         if only_missing and importlib.util.find_spec(name) is not None:

@@ -68,13 +68,11 @@ def training_failed(stop_reason: str | None) -> bool:
     return bool(stop_reason) and stop_reason.startswith(("failed", "interrupted"))
 
 
-def hardware_tags() -> dict[str, str]:
-    try:
-        from sedwatt.hardware import hardware_tags as probe
-    except ImportError:
-        logger.warning("sedwatt.hardware is not available: no hw.* tags")
-        return {}
-    return {key: str(value) for key, value in probe().items()}
+def hardware_tags(device: str | None = None) -> dict[str, str]:
+    """The hw.* fingerprint of the device this run trains on (a CPU run on a GPU machine says so)."""
+    from sedwatt.hardware import hardware_tags as probe
+
+    return {key: str(value) for key, value in probe(device).items()}
 
 
 def numeric_metrics(metrics: dict[str, Any]) -> dict[str, float]:
@@ -214,7 +212,7 @@ class MLflowCallback(Callback):
             retry_interval_s=self.retry_interval_s,
             client=self.client,
         )
-        self.hw_tags = hardware_tags()
+        self.hw_tags = hardware_tags(state.config.train.device)
         self.log.submit(params_op(self.run_id, run_params(state)))
         self.log.submit(batch_op(self.run_id, tags=self._tags(state)))
         import yaml
