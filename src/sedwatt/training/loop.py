@@ -150,7 +150,7 @@ class Trainer:
             self.loader,
             total=self.steps_per_epoch,
             desc=f"epoch {epoch}/{self.config.train.epochs}",
-            disable=not self.config.train.progress,
+            disable=None if self.config.train.progress else True,  # None: bars on a terminal only
             leave=False,
         )
         for mel, strong, weak, _idx in bar:
