@@ -79,7 +79,7 @@ def _probe(paths: list[Path], desc: str, progress: bool) -> dict[Path, tuple[int
         return "empty audio (0 samples)" if frames == 0 else (sr, frames)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
-        results = list(tqdm(pool.map(one, paths), total=len(paths), desc=desc, disable=not progress, leave=False))
+        results = list(tqdm(pool.map(one, paths), total=len(paths), desc=desc, disable=None if progress else True, leave=False))
     return dict(zip(paths, results, strict=True))
 
 
