@@ -1,16 +1,21 @@
 """Per-epoch metric histories of many runs in one pass, whatever the tracking URI.
 
-MLflow's client only offers ``get_metric_history`` (one request per metric per run: ~60 ms each over
-HTTP, so 1,000 runs × 3 metrics ≈ 3 minutes). Faster routes, chosen by the URI's scheme:
+MLflow's client only offers ``get_metric_history`` (one request per metric per run: ~35-60 ms each
+over HTTP, so 1,000 runs × 3 metrics take minutes). Faster routes, chosen by the URI's scheme:
 
-- ``http(s)://`` (a tracking server): the REST bulk route
-  ``/api/2.0/mlflow/metrics/get-history-bulk-interval`` with ≤ 100 run ids per request and up to
-  2,500 points per run (the server's limits), requests sent from a small thread pool. A run that
-  returns 2,500 points may have been down-sampled by the server, so it alone is re-read in full
-  with ``get_metric_history``.
+- ``http(s)://`` (a tracking server), ≤ 100 run ids and one key per request, a few in flight:
+  1. ``/ajax-api/2.0/mlflow/metrics/get-history-bulk`` (what the MLflow UI uses): one SQL query per
+     request on the server. Its answer is cut at 25,000 points; a cut answer is split in halves and
+     asked again, and a single run beyond the cut is read with ``get_metric_history``.
+  2. if the server lacks it (404/405): the public ``/api/2.0/mlflow/metrics/get-history-bulk-interval``.
+     It samples each run down to 2,500 points (such runs are re-read in full), and it runs several
+     queries *per run* on the server: measured here on 100 runs × 200 epochs, 4.2 s per request
+     against 0.57 s for route 1 and 3.5 s for 100 ``get_metric_history`` calls — so it is only the
+     fallback.
+  3. neither: ``get_metric_history`` per run and key.
 - ``sqlite:``, ``postgresql:``, ``mysql:``, ``mssql:`` (no server: the client *is* the store): one
-  SQL query on the store's ``metrics`` table through SQLAlchemy, chunked by run ids — what MLflow's
-  own SqlAlchemyStore does for one run, done for all runs at once.
+  SQL query per 500 run ids on the store's ``metrics`` table through SQLAlchemy — what MLflow's own
+  SqlAlchemyStore does for one run, done for all runs at once.
 - anything else (``file:``, ``databricks``…): ``MlflowClient.get_metric_history`` per run and key.
 
 All routes return the same long table: run_id, key, step, timestamp, value (NaN where MLflow stored
@@ -21,7 +26,7 @@ epoch twice) and aligns the keys on the steps at which the F1 curve was logged.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -33,9 +38,13 @@ import pandas as pd
 logger = logging.getLogger(__name__)
 
 CURVE_KEYS: tuple[str, ...] = ("val_f1", "energy_cum_kwh", "cum_time_s")
-BULK_ROUTE = "/api/2.0/mlflow/metrics/get-history-bulk-interval"
-BULK_MAX_RUNS = 100  # MAX_RUNS_GET_METRIC_HISTORY_BULK in mlflow/server/handlers.py
-BULK_MAX_POINTS = 2500  # MAX_RESULTS_PER_RUN: beyond it the server samples the curve
+BULK_ROUTE = "/ajax-api/2.0/mlflow/metrics/get-history-bulk"
+BULK_MAX_POINTS_PER_REQUEST = (
+    25000  # MAX_HISTORY_RESULTS in mlflow/server/handlers.py: the response is cut there
+)
+INTERVAL_ROUTE = "/api/2.0/mlflow/metrics/get-history-bulk-interval"
+INTERVAL_MAX_POINTS = 2500  # MAX_RESULTS_PER_RUN: beyond it the server samples the curve
+BULK_MAX_RUNS = 100  # both routes: at most 100 run ids per request
 SQL_CHUNK = 500  # run ids per IN (...) list: far below every backend's parameter limit
 SQL_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mssql")
 HISTORY_COLUMNS = ["run_id", "key", "step", "timestamp", "value"]
@@ -46,7 +55,7 @@ _FLOAT_MAX = np.finfo(float).max
 def fetch_route(tracking_uri: str) -> str:
     scheme = urlsplit(tracking_uri).scheme.lower().split("+", 1)[0]
     if scheme in ("http", "https"):
-        return "rest-bulk"
+        return "rest"
     if scheme in SQL_SCHEMES:
         return "sql"
     return "client"
@@ -68,35 +77,49 @@ def _frame(rows: list[tuple] | pd.DataFrame) -> pd.DataFrame:
     )
 
 
+@dataclass(frozen=True)
+class Histories:
+    """The long history table and the route that produced it (for the report)."""
+
+    table: pd.DataFrame
+    route: str
+
+
 # --- the SQL store ------------------------------------------------------------------------------
 
 
 def fetch_sql(tracking_uri: str, run_ids: Sequence[str], keys: Sequence[str]) -> pd.DataFrame:
-    """One SELECT per chunk of run ids on the store's ``metrics`` table."""
+    """One SELECT per chunk of run ids on the store's ``metrics`` table.
+
+    The statement is built with SQLAlchemy (any dialect) but its rows are read from the DB-API cursor:
+    600,000 rows as plain tuples take ~1 s, as SQLAlchemy Row objects ~3 s.
+    """
     import sqlalchemy as sa
 
     engine = sa.create_engine(tracking_uri)
     metrics = sa.table(
-        "metrics",
-        sa.column("run_uuid"),
-        sa.column("key"),
-        sa.column("step"),
-        sa.column("timestamp"),
-        sa.column("value"),
-        sa.column("is_nan"),
+        "metrics", *(sa.column(c) for c in ("run_uuid", "key", "step", "timestamp", "value", "is_nan"))
     )
     rows: list[Any] = []
     try:
-        with engine.connect() as connection:
+        connection = engine.raw_connection()
+        try:
+            cursor = connection.cursor()
             for chunk in chunks(list(run_ids), SQL_CHUNK):
                 query = sa.select(
                     metrics.c.run_uuid, metrics.c.key, metrics.c.step, metrics.c.timestamp, metrics.c.value,
                     metrics.c.is_nan,
                 ).where(metrics.c.key.in_(list(keys)), metrics.c.run_uuid.in_(list(chunk)))  # fmt: skip
-                rows.extend(connection.execute(query).all())
+                compiled = query.compile(dialect=engine.dialect, compile_kwargs={"render_postcompile": True})
+                params = compiled.construct_params()
+                args = [params[name] for name in compiled.positiontup] if compiled.positional else params
+                cursor.execute(str(compiled), args)
+                rows.extend(cursor.fetchall())
+        finally:
+            connection.close()
     finally:
         engine.dispose()
-    frame = pd.DataFrame(rows, columns=[*HISTORY_COLUMNS, "is_nan"])
+    frame = pd.DataFrame.from_records(rows, columns=[*HISTORY_COLUMNS, "is_nan"])
     frame["value"] = frame["value"].astype("float64")
     frame.loc[frame["is_nan"].astype(bool), "value"] = np.nan
     frame.loc[frame["value"] >= _FLOAT_MAX, "value"] = np.inf
@@ -107,44 +130,96 @@ def fetch_sql(tracking_uri: str, run_ids: Sequence[str], keys: Sequence[str]) ->
 # --- a tracking server ---------------------------------------------------------------------------
 
 
+class RouteMissing(Exception):
+    """The server does not serve a bulk route (an old MLflow, or a proxy that forwards /api/ only)."""
+
+
+def _get_json(creds: Any, route: str, params: dict[str, Any]) -> dict[str, Any]:
+    from mlflow.utils.rest_utils import http_request
+
+    response = http_request(creds, route, "GET", params=params)
+    if response.status_code in (404, 405):
+        raise RouteMissing(route)
+    if response.status_code != 200:
+        from mlflow.utils.rest_utils import verify_rest_response
+
+        verify_rest_response(response, route)  # raises MlflowException with the server's message
+    return response.json()
+
+
+def _rows(metrics: list[dict[str, Any]]) -> list[tuple]:
+    return [
+        (m["run_id"], m["key"], int(m.get("step", 0)), int(m.get("timestamp", 0)), float(m["value"]))
+        for m in metrics
+    ]
+
+
+def _bulk_chunk(creds: Any, run_ids: Sequence[str], key: str) -> tuple[list[tuple], list[str]]:
+    """get-history-bulk for ``run_ids``; a response cut at the point limit is split and asked again.
+
+    Returns the rows and the run ids that alone exceed the limit (left for get_metric_history).
+    """
+    metrics = _get_json(
+        creds,
+        BULK_ROUTE,
+        {"run_id": list(run_ids), "metric_key": key, "max_results": BULK_MAX_POINTS_PER_REQUEST},
+    ).get("metrics", [])
+    if len(metrics) < BULK_MAX_POINTS_PER_REQUEST:
+        return _rows(metrics), []
+    if len(run_ids) == 1:
+        return [], [run_ids[0]]
+    half = len(run_ids) // 2
+    left, left_over = _bulk_chunk(creds, run_ids[:half], key)
+    right, right_over = _bulk_chunk(creds, run_ids[half:], key)
+    return left + right, left_over + right_over
+
+
+def _interval_chunk(creds: Any, run_ids: Sequence[str], key: str) -> tuple[list[tuple], list[str]]:
+    """get-history-bulk-interval for ``run_ids``; runs at the per-run limit may have been sampled."""
+    metrics = _get_json(
+        creds,
+        INTERVAL_ROUTE,
+        {"run_ids": list(run_ids), "metric_key": key, "max_results": INTERVAL_MAX_POINTS},
+    ).get("metrics", [])
+    rows = _rows(metrics)
+    counts = pd.Series([r[0] for r in rows], dtype=object).value_counts()
+    sampled = [str(run_id) for run_id, n in counts.items() if n >= INTERVAL_MAX_POINTS]
+    return [r for r in rows if r[0] not in set(sampled)], sampled
+
+
 def fetch_rest_bulk(
-    tracking_uri: str, run_ids: Sequence[str], keys: Sequence[str], workers: int = 4, client: Any = None
-) -> pd.DataFrame:
-    """The bulk-interval route, ≤ 100 runs and one key per request, a few requests in flight."""
+    tracking_uri: str,
+    run_ids: Sequence[str],
+    keys: Sequence[str],
+    workers: int = 4,
+    client: Any = None,
+    routes: Sequence[str] = ("bulk", "interval"),
+) -> Histories:
+    """≤ 100 runs and one key per request, a few requests in flight; the first route the server has."""
     from mlflow.utils.credentials import get_default_host_creds
-    from mlflow.utils.rest_utils import http_request_safe
 
     creds = get_default_host_creds(tracking_uri)
-
-    def one_request(job: tuple[Sequence[str], str]) -> list[tuple]:
-        chunk, key = job
-        response = http_request_safe(
-            creds,
-            BULK_ROUTE,
-            "GET",
-            params={"run_ids": list(chunk), "metric_key": key, "max_results": BULK_MAX_POINTS},
-        )
-        return [
-            (m["run_id"], m["key"], int(m.get("step", 0)), int(m.get("timestamp", 0)), float(m["value"]))
-            for m in response.json().get("metrics", [])
-        ]
-
+    fetchers = {"bulk": _bulk_chunk, "interval": _interval_chunk}
     jobs = [(chunk, key) for chunk in chunks(list(run_ids), BULK_MAX_RUNS) for key in keys]
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        parts = list(pool.map(one_request, jobs))
-    frame = _frame([row for part in parts for row in part])
-    # The server samples a run's curve beyond BULK_MAX_POINTS points: re-read those in full.
-    counts = frame.groupby(["run_id", "key"]).size()
-    capped = counts[counts >= BULK_MAX_POINTS]
-    if len(capped):
-        logger.info(
-            "%d run/metric histories reached the bulk route's limit: reading them one by one", len(capped)
-        )
-        pairs = list(capped.index)
-        full = fetch_with_client(tracking_uri, pairs=pairs, client=client)
-        keep = ~frame.set_index(["run_id", "key"]).index.isin(pairs)
-        frame = pd.concat([frame[keep], full], ignore_index=True)
-    return frame
+    for route in routes:
+        fetch = fetchers[route]
+        try:
+            with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+                parts = list(pool.map(lambda job, fetch=fetch: fetch(creds, *job), jobs))
+        except RouteMissing:
+            logger.info("the server has no %s route", route)
+            continue
+        frame = _frame([row for rows, _ in parts for row in rows])
+        left_over = [
+            (run_id, key) for (_, key), (_, over) in zip(jobs, parts, strict=True) for run_id in over
+        ]
+        if left_over:
+            logger.info("%d histories exceed the bulk route's limit: reading them one by one", len(left_over))
+            frame = pd.concat(
+                [frame, fetch_with_client(tracking_uri, pairs=left_over, client=client)], ignore_index=True
+            )
+        return Histories(frame, f"rest-{route}")
+    return Histories(fetch_with_client(tracking_uri, run_ids, keys, client=client), "client")
 
 
 # --- any store, slowly -------------------------------------------------------------------------
@@ -177,14 +252,6 @@ def fetch_with_client(
     return _frame([row for part in parts for row in part])
 
 
-@dataclass(frozen=True)
-class Histories:
-    """The long history table and the route that produced it (for the report)."""
-
-    table: pd.DataFrame
-    route: str
-
-
 def fetch_histories(
     tracking_uri: str, run_ids: Sequence[str], keys: Sequence[str] = CURVE_KEYS, client: Any = None
 ) -> Histories:
@@ -192,18 +259,14 @@ def fetch_histories(
     route = fetch_route(tracking_uri)
     if not run_ids:
         return Histories(_frame([]), route)
-    fetchers: dict[str, Callable[[], pd.DataFrame]] = {
-        "sql": lambda: fetch_sql(tracking_uri, run_ids, keys),
-        "rest-bulk": lambda: fetch_rest_bulk(tracking_uri, run_ids, keys, client=client),
-        "client": lambda: fetch_with_client(tracking_uri, run_ids, keys, client=client),
-    }
+    if route == "rest":
+        return fetch_rest_bulk(tracking_uri, run_ids, keys, client=client)
     if route == "sql":
         try:
-            return Histories(fetchers["sql"](), "sql")
+            return Histories(fetch_sql(tracking_uri, run_ids, keys), "sql")
         except Exception as exc:  # not MLflow's schema after all: the client still works
-            logger.warning("direct SQL read of %s failed (%s): using get_metric_history", route, exc)
-            return Histories(fetchers["client"](), "client")
-    return Histories(fetchers[route](), route)
+            logger.warning("direct SQL read failed (%s): using get_metric_history", exc)
+    return Histories(fetch_with_client(tracking_uri, run_ids, keys, client=client), "client")
 
 
 def curves(table: pd.DataFrame, keys: Sequence[str] = CURVE_KEYS) -> dict[str, dict[str, np.ndarray]]:

@@ -24,7 +24,7 @@ class SyntheticRun:
     """One run's curves (index i = epoch i + 1) and its params/tags; ``extra`` adds more per-epoch keys."""
 
     val_f1: Sequence[float]
-    energy_cum_kwh: Sequence[float]
+    energy_cum_kwh: Sequence[float] | None  # None: energy was not measured (the key is not logged)
     cum_time_s: Sequence[float]
     params: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
@@ -55,6 +55,8 @@ def log_runs(
             **run.extra,
         }
         for key, values in series.items():
+            if values is None:  # not measured: the key is never logged
+                continue
             for epoch, value in enumerate(values, start=1):
                 metrics.append(Metric(key, float(value), start_ms + index * 1000 + epoch, epoch))
         last = len(run.val_f1)

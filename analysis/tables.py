@@ -33,6 +33,7 @@ class Column:
     name: str
     header: str
     kind: str  # "f1" | "time" | "kwh" | "wh" | "pct" (mean only, as the paper's extra cost) | "pct_pm"
+    target: bool = False  # energy at an F1 target: a missing value means "never reached", not "not measured"
 
 
 TABLE1 = (
@@ -45,9 +46,9 @@ TABLE1 = (
 TABLE2 = (
     Column("max_f1", "Max F1", "f1"),
     Column("f1_95pct_max", "95 % Max F1", "f1"),
-    Column("energy_at_f1_40_kwh", "@F1=40 %", "kwh"),
-    Column("energy_at_95pct_max_kwh", "@95 % Max", "kwh"),
-    Column("energy_at_max_kwh", "@Max", "kwh"),
+    Column("energy_at_f1_40_kwh", "@F1=40 %", "kwh", target=True),
+    Column("energy_at_95pct_max_kwh", "@95 % Max", "kwh", target=True),
+    Column("energy_at_max_kwh", "@Max", "kwh", target=True),
     Column("energy_total_kwh", "Total", "kwh"),
     Column("extra_cost_95_to_max", "Extra 95 %->Max", "pct"),
 )
@@ -100,6 +101,7 @@ def group_stats(runs: pd.DataFrame, group_keys: Sequence[str], columns: Sequence
         values = keys if isinstance(keys, tuple) else (keys,)
         row: dict[str, object] = dict(zip(group_keys, values, strict=True))
         row["n_runs"] = len(part)
+        row["n_energy"] = int(np.isfinite(pd.to_numeric(part["energy_total_kwh"], errors="coerce")).sum())
         for name in names:
             series = pd.to_numeric(part[name], errors="coerce").astype(float)
             series = series[np.isfinite(series)]
@@ -184,7 +186,8 @@ def cell(row: pd.Series, column: Column, fmt: CellFormat) -> str:
     mean, std = row[f"{column.name}_mean"], row[f"{column.name}_std"]
     reached = f" ({n_values}/{n_runs})" if n_values < n_runs else ""
     if n_values == 0 or pd.isna(mean):
-        return f"never{reached}"
+        # A target no run reached is "never"; a number no run could have (no energy measured) is "n/a".
+        return f"{'never' if column.target and row['n_energy'] > 0 else NA}{reached}"
     if fmt.kind == "pct":
         return f"{fmt.number(mean)} %{reached}"
     spread = NA if n_values < 2 or pd.isna(std) else fmt.number(std, spread=True)

@@ -77,6 +77,12 @@ def store(tmp_path_factory) -> str:
         SyntheticRun([0.20, 0.35], [0.0005, 0.0010], [40.0, 80.0], params={"batch_size": "4", "seed": "2"}, tags=CPU_ONLY, name="c2"),
     ]  # fmt: skip
     log_runs(client, client.create_experiment("paper-cpu", artifact_location=art), tiny)
+    # Edge cases: a group whose only run never reaches 40 %, and a run without any energy measured.
+    edge = [
+        SyntheticRun([0.1, 0.2], [0.01, 0.02], [10.0, 20.0], params={"batch_size": "2", "seed": "1"}, tags=CPU_ONLY),
+        SyntheticRun([0.5, 0.6], None, [10.0, 20.0], params={"batch_size": "64", "seed": "1"}, tags=CPU_ONLY),
+    ]  # fmt: skip
+    log_runs(client, client.create_experiment("paper-edge", artifact_location=art), edge)
     # A calibration of the A100 machine: measured 0.06 kWh vs 0.03 published → factor 0.5.
     calibration = client.create_experiment("sedwatt-calibration", artifact_location=art)
     run = client.create_run(calibration, tags={"sedwatt.kind": "calibration", **A100})
@@ -295,6 +301,20 @@ def test_tiny_energies_switch_to_wh_and_seconds(store, tmp_path):
     assert rows[1][7] == "0.90 ± 0.14"
     t1 = md_rows(tmp_path / "cpu" / "table1.md")
     assert t1[0][3] == "Time (hh:mm:ss)" and t1[1][3] == "00:01:10 ± 0:00:14"  # 60 s and 80 s
+
+
+def test_never_reached_versus_not_measured(store, tmp_path):
+    result = analyze(["paper-edge"], None, None, tmp_path / "edge", tracking_uri=store)
+    rows = md_rows(tmp_path / "edge" / "table2.md")
+    # batch 2 measured energy but never reached 40 %; batch 64 reached it but measured no energy.
+    assert rows[1][:5] == ["2", "1", "20.0 ± n/a", "19.0 ± n/a", "never (0/1)"]
+    assert rows[2][:5] == ["64", "1", "60.0 ± n/a", "57.0 ± n/a", "n/a (0/1)"]
+    assert rows[2][7] == "n/a (0/1)"
+    t1 = md_rows(tmp_path / "edge" / "table1.md")
+    assert t1[2][4:] == ["n/a (0/1)", "n/a (0/1)", "n/a (0/1)"]
+    no_energy = result.runs.set_index("params.batch_size").loc["64"]
+    assert math.isnan(no_energy.energy_total_kwh) and no_energy.max_f1 == 0.6 and no_energy.time_s == 20.0
+    assert result.report_path.is_file()
 
 
 # --- selecting runs, user errors ----------------------------------------------------------------------

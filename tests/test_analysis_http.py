@@ -113,24 +113,46 @@ def run_ids_of(uri: str) -> list[str]:
     return [r.info.run_id for r in client.search_runs([experiment.experiment_id])]
 
 
-def test_bulk_route_returns_the_same_histories_as_get_metric_history(served):
+@pytest.mark.parametrize("route", ["bulk", "interval"])
+def test_bulk_routes_return_the_same_histories_as_get_metric_history(served, route):
     sqlite_uri, url = served
     ids = run_ids_of(url)
     assert len(ids) == 7
-    bulk = history.fetch_rest_bulk(url, ids, history.CURVE_KEYS)
+    fetched = history.fetch_rest_bulk(url, ids, history.CURVE_KEYS, routes=(route,))
+    assert fetched.route == f"rest-{route}"
     reference = client_histories(url, ids)
     assert len(reference) == sum(3 * (12 + i) for i in range(7))
-    assert canonical(bulk) == canonical(reference)
+    assert canonical(fetched.table) == canonical(reference)
     # The direct SQL read of the same store agrees too.
     assert canonical(history.fetch_sql(sqlite_uri, ids, history.CURVE_KEYS)) == canonical(reference)
 
 
-def test_histories_the_server_would_sample_are_read_in_full(served, monkeypatch):
+def test_answers_cut_at_the_point_limit_are_asked_again(served, monkeypatch):
     _, url = served
     ids = run_ids_of(url)
-    monkeypatch.setattr(history, "BULK_MAX_POINTS", 5)  # every curve (≥ 12 points) now hits the limit
-    bulk = history.fetch_rest_bulk(url, ids, history.CURVE_KEYS)
-    assert canonical(bulk) == canonical(client_histories(url, ids))
+    # 7 runs of 12-18 points: a 30-point cut splits every request down to one or two runs per request,
+    # and with a 15-point cut the 15-18-point runs must come from get_metric_history.
+    for cut in (30, 15):
+        monkeypatch.setattr(history, "BULK_MAX_POINTS_PER_REQUEST", cut)
+        fetched = history.fetch_rest_bulk(url, ids, history.CURVE_KEYS, routes=("bulk",))
+        assert canonical(fetched.table) == canonical(client_histories(url, ids))
+
+
+def test_histories_the_interval_route_samples_are_read_in_full(served, monkeypatch):
+    _, url = served
+    ids = run_ids_of(url)
+    monkeypatch.setattr(history, "INTERVAL_MAX_POINTS", 5)  # every curve (≥ 12 points) is now sampled
+    fetched = history.fetch_rest_bulk(url, ids, history.CURVE_KEYS, routes=("interval",))
+    assert canonical(fetched.table) == canonical(client_histories(url, ids))
+
+
+def test_a_server_without_the_bulk_route_falls_back(served, monkeypatch):
+    _, url = served
+    ids = run_ids_of(url)
+    monkeypatch.setattr(history, "BULK_ROUTE", "/ajax-api/2.0/mlflow/metrics/no-such-route")
+    fetched = history.fetch_rest_bulk(url, ids, history.CURVE_KEYS)
+    assert fetched.route == "rest-interval"
+    assert canonical(fetched.table) == canonical(client_histories(url, ids))
 
 
 def test_analysis_over_http_matches_the_sqlite_store(served, tmp_path):
