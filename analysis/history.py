@@ -48,7 +48,7 @@ BULK_MAX_RUNS = 100  # both routes: at most 100 run ids per request
 SQL_CHUNK = 500  # run ids per IN (...) list: far below every backend's parameter limit
 SQL_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mssql")
 HISTORY_COLUMNS = ["run_id", "key", "step", "timestamp", "value"]
-# MLflow's SQL store writes ±inf as ±max double (sanitize_metric_value).
+# MLflow's SQL store writes ±inf as ±max double (sanitize_metric_value) and hands that back as is.
 _FLOAT_MAX = np.finfo(float).max
 
 
@@ -61,20 +61,32 @@ def fetch_route(tracking_uri: str) -> str:
     return "client"
 
 
+def _progress(items: Iterable[Any], total: int, desc: str) -> Iterable[Any]:
+    """A progress bar on a terminal for work of more than a few requests; silent otherwise."""
+    from tqdm import tqdm
+
+    return tqdm(items, total=total, desc=desc, unit="req", leave=False, disable=None if total > 10 else True)
+
+
 def chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
 
 def _frame(rows: list[tuple] | pd.DataFrame) -> pd.DataFrame:
+    """The long table with fixed dtypes; ±max double (how MLflow stores ±inf, on every route) back to ±inf."""
     frame = (
         rows[HISTORY_COLUMNS]
         if isinstance(rows, pd.DataFrame)
         else pd.DataFrame(rows, columns=HISTORY_COLUMNS)
     )
-    return frame.astype(
+    frame = frame.astype(
         {"run_id": str, "key": str, "step": "int64", "timestamp": "int64", "value": "float64"}
     )
+    values = frame["value"].to_numpy(copy=True)
+    values[values >= _FLOAT_MAX] = np.inf
+    values[values <= -_FLOAT_MAX] = -np.inf
+    return frame.assign(value=values)
 
 
 @dataclass(frozen=True)
@@ -122,8 +134,6 @@ def fetch_sql(tracking_uri: str, run_ids: Sequence[str], keys: Sequence[str]) ->
     frame = pd.DataFrame.from_records(rows, columns=[*HISTORY_COLUMNS, "is_nan"])
     frame["value"] = frame["value"].astype("float64")
     frame.loc[frame["is_nan"].astype(bool), "value"] = np.nan
-    frame.loc[frame["value"] >= _FLOAT_MAX, "value"] = np.inf
-    frame.loc[frame["value"] <= -_FLOAT_MAX, "value"] = -np.inf
     return _frame(frame)
 
 
@@ -205,7 +215,8 @@ def fetch_rest_bulk(
         fetch = fetchers[route]
         try:
             with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-                parts = list(pool.map(lambda job, fetch=fetch: fetch(creds, *job), jobs))
+                answers = pool.map(lambda job, fetch=fetch: fetch(creds, *job), jobs)
+                parts = list(_progress(answers, len(jobs), f"histories ({route} route)"))
         except RouteMissing:
             logger.info("the server has no %s route", route)
             continue
@@ -248,7 +259,7 @@ def fetch_with_client(
         ]
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        parts = list(pool.map(one, jobs))
+        parts = list(_progress(pool.map(one, jobs), len(jobs), "histories (get_metric_history)"))
     return _frame([row for part in parts for row in part])
 
 
