@@ -2,8 +2,9 @@
 
 Per group and column: the mean and the sample standard deviation (ddof = 1) over the runs that have
 a value, and how many runs that is. A run that never reached a target has no value there, so the
-mean is over the runs that did, and the cell says how many ("0.17 ± 0.02 (2/3)"). A single value
-has no spread: its std is shown as "n/a", never 0.
+mean is over the runs that did, and the cell says how many ("0.17 ± 0.02 (2/3)"); when none did, the
+cell says "never (0/3)" — or "n/a (0/3)" when the runs measured no energy at all. A single value has
+no spread: its std is shown as "n/a", never 0.
 
 Cell formats follow the paper: F1 in % with one decimal, time as hh:mm (hh:mm:ss when every mean is
 under an hour, as on CPU demo runs), energy in kWh with 2 decimals — in Wh when the table's largest
