@@ -241,3 +241,39 @@ def test_tsv_reader_keeps_empty_label_rows(mini):
     assert not problems
     assert labels.events["1.wav"] == []
     assert set(labels.events) == set(SYNTH)
+
+
+def test_encoder_round_trip_within_one_frame():
+    """events → frames → events (the one decoder) lands within one 64 ms frame of the truth."""
+    from sedwatt.metrics import decode
+
+    cfg = load_config()
+    enc = LabelEncoder.from_config(cfg)
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        label = CLASSES[int(rng.integers(len(CLASSES)))]
+        onset = float(rng.uniform(0, 8))
+        offset = float(min(onset + rng.uniform(0.5, 2), 10.0))
+        frames = enc.encode_strong([(onset, offset, label)])[None]
+        events = decode(
+            frames, ["a.wav"], threshold=0.5, median_filter=1,
+            frame_seconds=cfg.frame_seconds, clip_seconds=cfg.data.clip_seconds, classes=CLASSES,
+        )  # fmt: skip
+        assert len(events) == 1
+        row = events.iloc[0]
+        assert row.event_label == label
+        assert abs(row.onset - onset) <= enc.frame_seconds + 1e-9
+        assert abs(min(row.offset, 9.984) - min(offset, 9.984)) <= enc.frame_seconds + 1e-9
+
+
+def test_generated_and_real_layout_load_to_the_same_shapes(mini, tiny_data, tmp_path):
+    cfg = _config(tmp_path, **{"train.batch_size": 4, "data.weak_val_fraction": 0.25, "data.clip_seconds": 4.0})
+    items = []
+    for root in (mini, tiny_data):
+        data = build_training_data(load_clips(root, cfg), cfg)
+        items.append([ds[0] for ds in (data.synth, data.weak, data.unlabelled, data.synth_val)])
+    for (mel_a, strong_a, weak_a, _), (mel_b, strong_b, weak_b, _) in zip(*items, strict=True):
+        assert mel_a.shape == mel_b.shape == (128, 251)
+        assert strong_a.shape == strong_b.shape == (10, 62)
+        assert weak_a.shape == weak_b.shape == (10,)
+        assert mel_a.dtype == mel_b.dtype and strong_a.dtype == strong_b.dtype
