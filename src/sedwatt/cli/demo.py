@@ -40,7 +40,9 @@ def run(args: argparse.Namespace) -> int:
     data = out / "data"
     uri = configure_tracking()
     ensure_experiment(args.experiment)  # artifacts next to mlruns.db, not in the working directory
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_NAME": args.experiment}
+    # `mlflow run --env-manager local` runs `python …` from PATH: make that this interpreter
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "PATH": path, "MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_NAME": args.experiment}
     config = root / "configs" / "cpu_demo.yaml"
     demo_cfg = load_config(config)
     epochs = args.epochs or demo_cfg.train.epochs
