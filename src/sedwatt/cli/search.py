@@ -1,7 +1,10 @@
 """`sedwatt search`: a multi-objective Optuna study over batch size — F1 up, energy down.
 
-Start the same command on several machines with one ``--storage postgresql+psycopg://...`` and they
-work one study together; ``optuna-dashboard <storage>`` shows it live.
+Every trial is an ordinary training run (same flags as `sedwatt train`, applied to all trials),
+nested under one parent MLflow run per study that holds the Pareto front. Start the same command on
+several machines with one ``--storage postgresql+psycopg://user:pass@host/db`` (and one
+MLFLOW_TRACKING_URI) and they work one study together; a killed worker's trial is retried by
+another. ``optuna-dashboard <storage>`` shows the study live.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from sedwatt.cli.train import add_training_flags, training_overrides
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from sedwatt.search.objectives import ENERGY_OBJECTIVES, F1_OBJECTIVES  # light: typing only
+
     parser = subparsers.add_parser(
         "search",
         help="multi-objective Optuna search over batch size (F1 up, energy down), one or many workers",
@@ -19,24 +24,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_training_flags(parser)
-    parser.add_argument("--n-trials", type=int, required=True, metavar="N", help="trials the study should hold in total")
-    parser.add_argument("--storage", default=None, help="Optuna storage URL (default: sqlite optuna.db at the project root)")
-    parser.add_argument("--study-name", default="sedwatt-batch-size")
-    parser.add_argument("--space", default=None, metavar="SPACE.yaml", help="search space (default: batch size only)")
-    parser.add_argument("--sampler", default="nsga2", choices=["nsga2", "tpe", "gp", "random"])
-    parser.add_argument("--enqueue", action="store_true", help="start from the DCASE default batch size (48)")
-    parser.add_argument("--f1-objective", default="best", choices=["best", "final"])
-    parser.add_argument("--energy-objective", default="total", choices=["total", "to_best", "to_95"])
-    parser.add_argument(
+    study = parser.add_argument_group("study")
+    study.add_argument("--n-trials", type=int, required=True, metavar="N", help="complete trials the study should hold in total")
+    study.add_argument("--storage", default=None, metavar="URL", help="Optuna storage (default: sqlite optuna.db at the project root)")
+    study.add_argument("--study-name", default="sedwatt-batch-size", metavar="NAME")
+    study.add_argument("--space", default=None, metavar="SPACE.yaml", help="search space (default: batch size in 4..64)")
+    study.add_argument("--sampler", default="nsga2", choices=("nsga2", "tpe", "gp", "random"), help="default nsga2; seeded with --seed (42)")
+    study.add_argument("--enqueue", action="store_true", help="make the DCASE default batch size (48) the first trial")
+    study.add_argument("--f1-objective", default="best", choices=F1_OBJECTIVES, help="best per-epoch val_f1, or the final one")
+    study.add_argument(
+        "--energy-objective",
+        default="total",
+        choices=ENERGY_OBJECTIVES,
+        help="total training energy, energy to the best epoch, or to 95 %% of the best F1",
+    )
+    study.add_argument(
         "--energy-stop-beta",
         type=float,
         default=None,
         metavar="BETA",
-        help="stop a trial once it spent BETA x the energy of a Pareto trial it cannot beat on F1 (default: off)",
+        help="stop a trial once it spent BETA x the energy of a Pareto trial it cannot plausibly beat on F1 (default: off)",
     )
-    parser.add_argument("--heartbeat-interval", type=int, default=60, metavar="S")
-    parser.add_argument("--grace-period", type=int, default=180, metavar="S")
-    parser.add_argument("--max-retry", type=int, default=2, help="re-runs of a trial whose worker died")
+    workers = parser.add_argument_group("workers")
+    workers.add_argument("--heartbeat-interval", type=int, default=60, metavar="S", help="seconds between a trial's heartbeats")
+    workers.add_argument(
+        "--grace-period", type=int, default=180, metavar="S", help="a trial without heartbeat for S seconds is failed and retried"
+    )
+    workers.add_argument("--max-retry", type=int, default=2, metavar="K", help="re-runs of a trial whose worker died")
     parser.set_defaults(func=run)
 
 
@@ -46,10 +60,15 @@ def run(args: argparse.Namespace) -> int:
     from sedwatt.errors import SedwattError
     from sedwatt.search.report import pareto_frame
     from sedwatt.search.space import load_space
-    from sedwatt.search.study import SearchSettings, default_storage, optuna_safe, run_worker
+    from sedwatt.search.storage import safe_url
+    from sedwatt.search.study import SearchSettings, default_storage, run_worker
 
     if args.n_trials < 1:
         raise SedwattError(f"--n-trials {args.n_trials}: must be at least 1")
+    if args.energy_stop_beta is not None and args.energy_stop_beta <= 0:
+        raise SedwattError(f"--energy-stop-beta {args.energy_stop_beta:g}: must be positive (1.0 or more to stop only dominated trials)")
+    if args.max_retry < 0:
+        raise SedwattError(f"--max-retry {args.max_retry}: must be 0 or more")
     settings = SearchSettings(
         config_path=args.config,
         overrides=training_overrides(args),
@@ -71,9 +90,10 @@ def run(args: argparse.Namespace) -> int:
     study = run_worker(settings)
     frame = pareto_frame(study)
     front = frame[frame.pareto].sort_values("energy_kwh")
-    print(f"study {study.study_name} ({optuna_safe(settings.storage)}): {len(frame)} trials, Pareto front:")
+    print(f"study {study.study_name} ({safe_url(settings.storage)}): {len(frame)} complete trials, Pareto front:")
     for _, row in front.iterrows():
         params = ", ".join(f"{k.removeprefix('param_')}={row[k]}" for k in frame.columns if k.startswith("param_"))
-        print(f"  trial {row.trial:>3}  {params}  F1 {row.val_f1:.3f}  energy {row.energy_kwh * 1000:.3f} Wh")
-    print(f"dashboard: optuna-dashboard {optuna_safe(settings.storage)}")
+        print(f"  trial {row.trial:>3}  {params}  F1 {row.val_f1:.3f}  energy {row.energy_kwh * 1000:.4g} Wh")
+    print(f"dashboard: optuna-dashboard {safe_url(settings.storage)}")
     return 0
+

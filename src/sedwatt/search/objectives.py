@@ -2,34 +2,50 @@
 
 F1: ``best`` per-epoch val_f1 (default) or the ``final`` one. Energy: ``total`` training energy
 (default), energy ``to_best`` (cumulative energy at the first epoch reaching the best F1), or
-``to_95`` (at the first epoch reaching 95 % of the best F1) — the paper's Table 2 columns.
+``to_95`` (at the first epoch reaching 95 % of the best F1) — the paper's Table 2 columns, from
+``sedwatt.convergence.summarize_curve`` so the search and the analysis agree to the last digit.
+A value that cannot be computed (no energy measured, F1 never logged) is NaN, never a stand-in:
+Optuna then records the trial as FAIL instead of ranking an invented number.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from collections.abc import Sequence
+from typing import Literal, get_args
 
 F1Objective = Literal["best", "final"]
 EnergyObjective = Literal["total", "to_best", "to_95"]
-METRIC_NAMES = ("val_f1", "energy_kwh")
+F1_OBJECTIVES: tuple[str, ...] = get_args(F1Objective)
+ENERGY_OBJECTIVES: tuple[str, ...] = get_args(EnergyObjective)
+METRIC_NAMES = ("val_f1", "energy_kwh")  # Optuna's names for the two values (dashboard, dataframes)
 
 
 def objective_values(
-    history: list[dict[str, float]], f1: F1Objective = "best", energy: EnergyObjective = "total"
+    history: Sequence[dict[str, float]], f1: F1Objective = "best", energy: EnergyObjective = "total"
 ) -> tuple[float, float]:
+    """(F1, energy in kWh) of one trial from its per-epoch metrics (``val_f1``, ``energy_cum_kwh``, ``cum_time_s``)."""
     from sedwatt.convergence import summarize_curve
 
+    if f1 not in F1_OBJECTIVES:
+        raise ValueError(f"F1 objective {f1!r}: expected one of {', '.join(F1_OBJECTIVES)}")
+    if energy not in ENERGY_OBJECTIVES:
+        raise ValueError(f"energy objective {energy!r}: expected one of {', '.join(ENERGY_OBJECTIVES)}")
     if not history:
         raise ValueError("a trial without any finished epoch has no objective values")
     summary = summarize_curve(
-        [h["val_f1"] for h in history],
-        [h.get("energy_cum_kwh", 0.0) for h in history],
-        [h["cum_time_s"] for h in history],
+        [h.get("val_f1") for h in history],
+        [h.get("energy_cum_kwh") for h in history],
+        [h.get("cum_time_s") for h in history],
     )
-    f1_value = summary.max_f1 if f1 == "best" else history[-1]["val_f1"]
+    f1_value = summary.max_f1 if f1 == "best" else history[-1].get("val_f1")
     energy_value = {
         "total": summary.energy_total_kwh,
         "to_best": summary.energy_at_max_kwh,
         "to_95": summary.energy_at_95pct_max_kwh,
     }[energy]
-    return float(f1_value), float(energy_value if energy_value is not None else summary.energy_total_kwh)
+    return _number(f1_value), _number(energy_value)
+
+
+def _number(value: float | None) -> float:
+    return float(value) if value is not None and math.isfinite(float(value)) else math.nan

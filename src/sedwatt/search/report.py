@@ -1,8 +1,10 @@
 """The study's Pareto front and summary, written as artifacts of the study's parent MLflow run.
 
 CSV for tables, a matplotlib PNG for the MLflow UI's preview, and Optuna's own interactive plotly
-figure as one self-contained HTML file. Rewritten after every finished trial, so the UI shows the
-front growing while workers run.
+figure as one self-contained HTML file (plotly.js embedded, ~5 MB: it must open offline). Rewritten
+after every finished trial, so the UI shows the front growing while workers run; the parent's
+``n_trials_complete`` / ``pareto_size`` / ``front_best_f1`` / ``front_min_energy_kwh`` metrics use the number
+of complete trials as their step for the same reason.
 """
 
 from __future__ import annotations
@@ -15,10 +17,19 @@ from typing import Any
 
 import pandas as pd
 
+from sedwatt.search.objectives import METRIC_NAMES
+
+CSV_NAME = "pareto_front.csv"
+PNG_NAME = "pareto_front.png"
+HTML_NAME = "pareto_front.html"
+SUMMARY_NAME = "study_summary.json"
+ARTIFACT_DIR = "study"
+
 
 def pareto_frame(study: Any) -> pd.DataFrame:
-    rows = []
+    """One row per trial with objective values (the COMPLETE ones); ``pareto`` marks Optuna's front."""
     front = {t.number for t in study.best_trials}
+    rows = []
     for t in study.get_trials(deepcopy=False):
         if t.values is None:
             continue
@@ -30,57 +41,82 @@ def pareto_frame(study: Any) -> pd.DataFrame:
                 "val_f1": t.values[0],
                 "energy_kwh": t.values[1],
                 "pareto": t.number in front,
+                "epochs_run": t.user_attrs.get("epochs_run"),
                 "mlflow_run_id": t.user_attrs.get("mlflow_run_id", ""),
                 "stop_reason": t.user_attrs.get("stop_reason", ""),
             }
         )
-    return pd.DataFrame(rows)
+    columns = ["trial", "state", "val_f1", "energy_kwh", "pareto", "epochs_run", "mlflow_run_id", "stop_reason"]
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=columns)
+
+
+def _plot_png(frame: pd.DataFrame, title: str, path: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 4.2), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    if not frame.empty:
+        rest, front = frame[~frame.pareto], frame[frame.pareto].sort_values("energy_kwh")
+        ax.scatter(rest.energy_kwh * 1000, rest.val_f1 * 100, c="0.6", label="trial")
+        ax.plot(front.energy_kwh * 1000, front.val_f1 * 100, "o-", c="tab:red", label="Pareto front")
+        for _, row in frame.iterrows():
+            label = f"#{row.trial}" + (f" bs={row.param_batch_size}" if "param_batch_size" in row else "")
+            ax.annotate(label, (row.energy_kwh * 1000, row.val_f1 * 100), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.legend(loc="lower right", fontsize="small")
+    ax.set_xlabel("training energy (Wh)")
+    ax.set_ylabel("intersection F1 (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+
+
+def study_summary(study: Any, frame: pd.DataFrame) -> dict[str, Any]:
+    states: dict[str, int] = {}
+    for trial in study.get_trials(deepcopy=False):
+        states[trial.state.name] = states.get(trial.state.name, 0) + 1
+    front = frame[frame.pareto].sort_values("energy_kwh") if len(frame) else frame
+    param_columns = [c for c in frame.columns if c.startswith("param_")]
+    return {
+        "study_name": study.study_name,
+        "directions": [d.name.lower() for d in study.directions],
+        "objectives": list(METRIC_NAMES),
+        "n_trials": sum(states.values()),
+        "states": states,
+        "pareto_front": [
+            {
+                "trial": int(row.trial),
+                "params": {c.removeprefix("param_"): _plain(row[c]) for c in param_columns},
+                "val_f1": float(row.val_f1),
+                "energy_kwh": float(row.energy_kwh),
+            }
+            for _, row in front.iterrows()
+        ],
+    }
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
 
 
 def write_study_report(study: Any, out_dir: Path) -> dict[str, Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """pareto_front.csv/.png, pareto_front.html (once a trial is complete) and study_summary.json in ``out_dir``."""
     import optuna
 
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = pareto_frame(study)
-    paths = {"csv": out_dir / "pareto_front.csv", "png": out_dir / "pareto_front.png", "summary": out_dir / "study_summary.json"}
+    paths = {"csv": out_dir / CSV_NAME, "png": out_dir / PNG_NAME, "summary": out_dir / SUMMARY_NAME}
     frame.to_csv(paths["csv"], index=False)
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    if not frame.empty:
-        rest, front = frame[~frame.pareto], frame[frame.pareto].sort_values("energy_kwh")
-        ax.scatter(rest.energy_kwh * 1000, rest.val_f1 * 100, c="0.6", label="trial")
-        ax.plot(front.energy_kwh * 1000, front.val_f1 * 100, "o-", c="C3", label="Pareto front")
-        for _, row in frame.iterrows():
-            label = f"#{row.trial}" + (f" bs={row.param_batch_size}" if "param_batch_size" in row else "")
-            ax.annotate(label, (row.energy_kwh * 1000, row.val_f1 * 100), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax.set_xlabel("energy (Wh)")
-    ax.set_ylabel("F1 (%)")
-    ax.set_title(f"study {study.study_name}: F1 vs energy")
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(paths["png"], dpi=120)
-    plt.close(fig)
-
+    _plot_png(frame, f"study {study.study_name}: F1 vs energy", paths["png"])
     if len(frame):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             figure = optuna.visualization.plot_pareto_front(study, target_names=["F1", "energy (kWh)"])
-        paths["html"] = out_dir / "pareto_front.html"
+        paths["html"] = out_dir / HTML_NAME
         figure.write_html(paths["html"], include_plotlyjs=True, full_html=True)
-
-    states = frame.state.value_counts().to_dict() if len(frame) else {}
-    summary = {
-        "study_name": study.study_name,
-        "directions": [d.name for d in study.directions],
-        "n_trials": len(study.get_trials(deepcopy=False)),
-        "states": states,
-        "pareto_trials": frame[frame.pareto].trial.tolist() if len(frame) else [],
-    }
-    paths["summary"].write_text(json.dumps(summary, indent=2))
+    paths["summary"].write_text(json.dumps(study_summary(study, frame), indent=2))
     return paths
 
 
@@ -92,9 +128,11 @@ def log_study_report(study: Any, parent_run_id: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_study_report(study, Path(tmp))
         for path in paths.values():
-            client.log_artifact(parent_run_id, str(path), artifact_path="study")
+            client.log_artifact(parent_run_id, str(path), artifact_path=ARTIFACT_DIR)
     frame = pareto_frame(study)
     if len(frame):
-        client.log_metric(parent_run_id, "n_trials_complete", float((frame.state == "COMPLETE").sum()))
-        client.log_metric(parent_run_id, "pareto_size", float(frame.pareto.sum()))
-        client.log_metric(parent_run_id, "best_val_f1", float(frame.val_f1.max()))
+        step = len(frame)
+        client.log_metric(parent_run_id, "n_trials_complete", float(step), step=step)
+        client.log_metric(parent_run_id, "pareto_size", float(frame.pareto.sum()), step=step)
+        client.log_metric(parent_run_id, "front_best_f1", float(frame.val_f1.max()), step=step)
+        client.log_metric(parent_run_id, "front_min_energy_kwh", float(frame.energy_kwh.min()), step=step)

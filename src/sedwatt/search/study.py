@@ -1,16 +1,21 @@
-"""A search worker: open (or create) the shared study, then train trials until the study has N of them.
+"""A search worker: join (or create) the shared study, then train trials until it holds N complete ones.
 
 Several workers on one or several machines run this against the same storage. Each trial is one
-ordinary tracked training run (``sedwatt.runner.train_run``), nested under the study's parent MLflow
-run. RDB heartbeats mark a killed worker's trial FAIL and ``RetryHeartbeatStaleTrialCallback``
-re-queues its parameters, which the next free worker picks up. A worker trains a trial only while
-complete + running (+ queued) trials are fewer than N, so N trials are trained once each.
+ordinary tracked training run (``sedwatt.runner.train_run``) nested under the study's parent MLflow
+run (runs.py). RDB heartbeats mark a killed worker's trial FAIL and ``RetryHeartbeatStaleTrialCallback``
+queues its parameters again; the next free worker picks them up (storage.py).
+
+Accounting: a worker starts a trial only while complete + running trials are fewer than N (a
+queued retry is picked before any new trial). Two workers can still pass that check in the same
+instant, so a trial that finds N complete-or-running trials numbered before it is *surplus*: it is
+pruned before training (no run, no energy), and the study ends with exactly N complete trials.
 """
 
 from __future__ import annotations
 
-import os
+import logging
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,9 +24,16 @@ from sedwatt.config import SedwattConfig, load_config
 from sedwatt.errors import SedwattError
 from sedwatt.search.objectives import METRIC_NAMES, EnergyObjective, F1Objective, objective_values
 from sedwatt.search.space import SearchSpace, overrides_for
-from sedwatt.training.callbacks import Callback, RunState
+from sedwatt.search.storage import default_storage, open_storage, quiet_optuna_warnings
+from sedwatt.training.callbacks import Callback
 
-PARENT_ATTR = "mlflow_parent_run_id"
+logger = logging.getLogger(__name__)
+
+DIRECTIONS = ("maximize", "minimize")
+SAMPLERS = ("nsga2", "tpe", "gp", "random")
+SURPLUS_ATTR = "surplus"
+
+__all__ = ["SearchSettings", "StudyHandle", "default_storage", "join_study", "make_sampler", "run_worker"]
 
 
 @dataclass
@@ -39,228 +51,243 @@ class SearchSettings:
     f1_objective: F1Objective = "best"
     energy_objective: EnergyObjective = "total"
     energy_stop_beta: float | None = None
+    energy_stop_window: int = 5
     heartbeat_interval: int = 60
     grace_period: int = 180
-    max_retry: int = 2
+    max_retry: int | None = 2
+    parent_wait_s: float = 10.0  # how long a joining worker waits for the creator to record the parent run
 
 
-def default_storage() -> str:
-    from sedwatt.tracking import project_home
+@dataclass
+class StudyHandle:
+    study: Any
+    parent_run_id: str
+    created: bool  # this worker created the study (and so the parent run)
+    experiment: str  # the parent's MLflow experiment: trials go there too
 
-    return f"sqlite:///{project_home() / 'optuna.db'}"
+
+def nsga2_population(n_trials: int) -> int:
+    """Optuna's default 50 would make any search under 50 trials pure random sampling."""
+    return max(4, min(50, n_trials // 2))
 
 
-def make_sampler(name: str, seed: int) -> Any:
+def make_sampler(name: str, seed: int, n_trials: int) -> Any:
     import optuna
 
-    samplers = {
-        "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed),
-        "tpe": lambda: optuna.samplers.TPESampler(seed=seed),
-        "gp": lambda: optuna.samplers.GPSampler(seed=seed),
-        "random": lambda: optuna.samplers.RandomSampler(seed=seed),
-    }
-    if name not in samplers:
-        raise SedwattError(f"--sampler {name!r}: expected one of {', '.join(samplers)}")
-    return samplers[name]()
+    with quiet_optuna_warnings():
+        if name == "nsga2":
+            return optuna.samplers.NSGAIISampler(population_size=nsga2_population(n_trials), seed=seed)
+        if name == "tpe":
+            return optuna.samplers.TPESampler(seed=seed)
+        if name == "gp":
+            return optuna.samplers.GPSampler(seed=seed)
+        if name == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+    raise SedwattError(f"--sampler {name!r}: expected one of {', '.join(SAMPLERS)}")
 
 
-def open_storage(url: str, settings: SearchSettings) -> Any:
-    """RDB storage with heartbeats; two workers creating a fresh schema at once race, so retry that."""
-    import sqlalchemy.exc
-    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-    from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random
+def worker_seed(seed: int, created: bool) -> int:
+    """The creator samples with ``seed`` (one worker = a reproducible search); others from their own stream.
 
-    @retry(
-        retry=retry_if_exception_type(sqlalchemy.exc.DBAPIError),
-        stop=stop_after_attempt(6),
-        wait=wait_random(0.2, 1.5),
-        reraise=True,
-    )
-    def connect() -> RDBStorage:
-        return RDBStorage(
-            url,
-            heartbeat_interval=settings.heartbeat_interval,
-            grace_period=settings.grace_period,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=settings.max_retry),
-        )
+    Workers sharing one seed would draw the same random parameters for their first trials.
+    """
+    from sedwatt.search.runs import worker_id
 
-    try:
-        with _quiet_experimental():
-            return connect()
-    except (sqlalchemy.exc.ArgumentError, ImportError, ValueError) as exc:
-        raise SedwattError(f"--storage: cannot open {optuna_safe(url)} ({exc.__class__.__name__}: {exc})") from None
-    except sqlalchemy.exc.OperationalError as exc:
-        raise SedwattError(f"--storage: cannot reach {optuna_safe(url)} ({str(exc.orig).splitlines()[0]})") from None
+    return seed if created else (seed + zlib.crc32(worker_id().encode())) % 2**31
 
 
-def optuna_safe(url: str) -> str:
-    """A storage URL without its password, for messages and tags."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url.split("@")[-1]
-
-
-class _quiet_experimental:
-    def __enter__(self) -> None:
-        import warnings
-
-        import optuna
-
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        warnings.simplefilter("ignore", FutureWarning)
-
-    def __exit__(self, *exc: object) -> None:
-        self._ctx.__exit__(*exc)
-
-
-def open_study(settings: SearchSettings) -> Any:
+def _load_study(storage: Any, name: str) -> Any | None:
     import optuna
 
-    storage = open_storage(settings.storage, settings)
-    with _quiet_experimental():
-        study = optuna.create_study(
-            study_name=settings.study_name,
-            storage=storage,
-            directions=["maximize", "minimize"],
-            sampler=make_sampler(settings.sampler, settings.seed),
-            load_if_exists=True,
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        return None
+
+
+def _check_directions(study: Any) -> None:
+    if [d.name.lower() for d in study.directions] != list(DIRECTIONS):
+        raise SedwattError(
+            f"--study-name {study.study_name}: this study exists with directions "
+            f"{[d.name.lower() for d in study.directions]}, not (maximize F1, minimize energy); use another name"
         )
-    if [d.name for d in study.directions] != ["MAXIMIZE", "MINIMIZE"]:
-        raise SedwattError(f"study {settings.study_name!r} exists with other directions; use another --study-name")
-    study.set_metric_names(list(METRIC_NAMES))
-    if settings.enqueue_default:
-        default = settings.space.enqueue_default()
-        if default is not None:
-            study.enqueue_trial(default, skip_if_exists=True)
-    return study
 
 
-def parent_run(study: Any, config: SedwattConfig, candidate: str | None) -> str:
-    """The study's one parent run, shared by all workers (stored as a study user attribute)."""
-    from mlflow import MlflowClient
+def join_study(settings: SearchSettings, base: SedwattConfig, candidate_run_id: str | None) -> StudyHandle:
+    """Open the study and agree with the other workers on its parent run (see runs.py for how)."""
+    import optuna
 
+    from sedwatt.search import runs
     from sedwatt.tracking import ensure_experiment
 
-    existing = study.user_attrs.get(PARENT_ATTR)
-    if existing:
-        return existing
-    client = MlflowClient()
-    tags = {"sedwatt.kind": "search", "optuna.study_name": study.study_name, "mlflow.runName": f"study {study.study_name}"}
-    if candidate:
-        run_id = candidate
-        client.set_tag(run_id, "sedwatt.kind", "search")
-        client.set_tag(run_id, "optuna.study_name", study.study_name)
-    else:
-        run_id = client.create_run(ensure_experiment(config.tracking.experiment), tags=tags).info.run_id
-    study.set_user_attr(PARENT_ATTR, run_id)
-    time.sleep(0.5)  # two workers racing: the last write wins, the loser drops its own run
-    winner = study.user_attrs.get(PARENT_ATTR)
-    if winner != run_id and not candidate:
-        client.delete_run(run_id)
-    return winner
+    storage = open_storage(
+        settings.storage,
+        heartbeat_interval=settings.heartbeat_interval,
+        grace_period=settings.grace_period,
+        max_retry=settings.max_retry,
+    )
+    study = _load_study(storage, settings.study_name)
+    parent = runs.current_parent(study) if study is not None else None
+    created = False
+    own_run: str | None = None
+    if parent is None:
+        if candidate_run_id:
+            own_run = candidate_run_id
+        else:
+            own_run = runs.create_parent_run(ensure_experiment(base.tracking.experiment), settings.study_name)
+        if study is None:
+            try:
+                with quiet_optuna_warnings():
+                    study = optuna.create_study(
+                        study_name=settings.study_name, storage=storage, directions=list(DIRECTIONS)
+                    )
+                created = True
+            except optuna.exceptions.DuplicatedStudyError:
+                study = _load_study(storage, settings.study_name)
+        if created:
+            study.set_user_attr(runs.PARENT_ATTR, own_run)  # first thing: joiners are waiting for it
+            parent = own_run
+            with quiet_optuna_warnings():
+                study.set_metric_names(list(METRIC_NAMES))
+        else:
+            parent = runs.wait_for_parent(study, settings.parent_wait_s) or runs.claim_parent(study, own_run)
+    _check_directions(study)
 
-
-class _TrialLink(Callback):
-    """Ties the trial to its MLflow run as soon as the run starts (so a killed trial's run can be closed)."""
-
-    def __init__(self, trial: Any) -> None:
-        self.trial = trial
-
-    def on_train_start(self, state: RunState) -> None:
-        import mlflow
-
-        run = mlflow.active_run()
-        if run is not None:
-            self.trial.set_user_attr("mlflow_run_id", run.info.run_id)
-            mlflow.log_params({"trial_number": self.trial.number, "study_name": self.trial.study.study_name})
-
-
-def close_orphan_runs(study: Any) -> None:
-    """Mark the MLflow runs of trials that died with their worker as KILLED."""
-    import optuna
     from mlflow import MlflowClient
 
     client = MlflowClient()
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)):
-        run_id = trial.user_attrs.get("mlflow_run_id")
-        if not run_id or trial.user_attrs.get("mlflow_run_closed"):
-            continue
-        try:
-            if client.get_run(run_id).info.status == "RUNNING":
-                client.set_terminated(run_id, status="KILLED")
-                client.set_tag(run_id, "sedwatt.stop_reason", "worker died; trial retried by another worker")
-            study._storage.set_trial_user_attr(trial._trial_id, "mlflow_run_closed", True)
-        except Exception:
-            continue
+    if own_run == parent or candidate_run_id == parent:
+        if candidate_run_id:
+            runs.adopt_run(candidate_run_id, settings.study_name)
+    else:
+        if own_run and not candidate_run_id:
+            client.delete_run(own_run)  # another worker's parent won; ours never had a child
+        if candidate_run_id:  # this worker's `mlflow run` project run: point it at the real parent
+            client.set_tag(candidate_run_id, "sedwatt.kind", "search")
+            client.set_tag(candidate_run_id, "sedwatt.search_parent_run_id", parent)
+    runs.reopen_parent(parent)
+
+    study.sampler = make_sampler(settings.sampler, worker_seed(settings.seed, created), settings.n_trials)
+    if settings.enqueue_default:
+        default = settings.space.enqueue_default()
+        if default is not None and (created or not study.trials):
+            study.enqueue_trial(default, skip_if_exists=True)
+    return StudyHandle(study, parent, created, runs.experiment_name_of(parent))
+
+
+def is_surplus(study: Any, trial_number: int, n_trials: int) -> bool:
+    """True when N complete-or-running trials were started before this one (a worker race)."""
+    import optuna
+
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING)
+    return sum(t.number < trial_number for t in study.get_trials(deepcopy=False, states=states)) >= n_trials
+
+
+def retried_from(study: Any, trial_number: int) -> int | None:
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    for frozen in study.get_trials(deepcopy=False):
+        if frozen.number == trial_number:
+            with quiet_optuna_warnings():
+                return RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
+    return None
+
+
+def trial_counts(study: Any) -> dict[str, int]:
+    import optuna
+
+    counts = {state.name: 0 for state in optuna.trial.TrialState}
+    for trial in study.get_trials(deepcopy=False):
+        counts[trial.state.name] += 1
+    return counts
 
 
 def run_worker(settings: SearchSettings) -> Any:
     """Work the study until it holds ``n_trials`` complete trials; returns the study."""
+    import os
+
     import optuna
 
+    from sedwatt.data.scan import load_clips
     from sedwatt.runner import train_run
+    from sedwatt.search import runs
     from sedwatt.search.report import log_study_report
     from sedwatt.tracking import configure_tracking
 
-    configure_tracking()
+    if settings.n_trials < 1:
+        raise SedwattError(f"--n-trials {settings.n_trials}: must be at least 1")
     base = load_config(settings.config_path, settings.overrides)
-    # Under `mlflow run -e search` the project's run becomes the study parent. Trials must not
-    # resume it through MLFLOW_RUN_ID (stack notes §1.3), so take it out of the environment.
+    if not base.energy.enabled:
+        raise SedwattError("energy.enabled=false: the search minimises training energy, so it must be measured")
+    load_clips(settings.data, base)  # bad data fails here, before any study or run exists
+    configure_tracking()
+    # Under `mlflow run -e search` the project's run is this worker's candidate parent. Trials must not
+    # resume it through MLFLOW_RUN_ID (stack notes §1.3), so it leaves the environment first.
     candidate = os.environ.pop("MLFLOW_RUN_ID", None)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = open_study(settings)
-    parent = parent_run(study, base, candidate)
+    handle = join_study(settings, base, candidate)
+    study = handle.study
+    close_orphans = runs.OrphanRunCloser()
 
     def objective(trial: optuna.Trial) -> tuple[float, float]:
+        trial.set_user_attr(runs.WORKER_ATTR, runs.worker_id())
+        if is_surplus(study, trial.number, settings.n_trials):
+            trial.set_user_attr(SURPLUS_ATTR, True)
+            raise optuna.TrialPruned(f"surplus: the study already has {settings.n_trials} trials done or running")
         params = settings.space.suggest(trial)
         config = load_config(settings.config_path, [*settings.overrides, *overrides_for(params)])
-        callbacks: list[Callback] = [_TrialLink(trial)]
+        config.tracking.experiment = handle.experiment
+        callbacks: list[Callback] = []
         if settings.energy_stop_beta is not None:
             from sedwatt.search.energy_stop import ParetoEnergyStop
 
-            callbacks.insert(0, ParetoEnergyStop(study, trial, settings.energy_stop_beta))
+            callbacks.append(ParetoEnergyStop(study, trial, settings.energy_stop_beta, settings.energy_stop_window))
+        callbacks.append(runs.TrialLink(trial, retried_from(study, trial.number)))
         outcome = train_run(
             config,
             settings.data,
             run_name=f"trial {trial.number}",
-            parent_run_id=parent,
+            parent_run_id=runs.current_parent(study) or handle.parent_run_id,
             extra_tags={"optuna.study_name": study.study_name, "optuna.trial_number": str(trial.number)},
             extra_callbacks=callbacks,
         )
-        f1, energy = objective_values(outcome.state.history, settings.f1_objective, settings.energy_objective)
-        import mlflow
+        trial.set_user_attr(runs.RUN_ATTR, outcome.run_id)
+        trial.set_user_attr("epochs_run", len(outcome.state.history))
+        return objective_values(outcome.state.history, settings.f1_objective, settings.energy_objective)
 
-        mlflow.MlflowClient().log_metric(outcome.run_id, "trial_number", float(trial.number))
-        return f1, energy
+    def report(study: optuna.Study, _trial: Any = None) -> None:
+        try:
+            close_orphans(study)
+            log_study_report(study, runs.current_parent(study) or handle.parent_run_id)
+        except Exception as exc:  # noqa: BLE001 - the report is refreshed after the next trial anyway
+            logger.warning("could not update the study report: %s", exc)
 
-    def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        log_study_report(study, parent)
-
-    while True:
-        with _quiet_experimental():
-            optuna.storages.fail_stale_trials(study)
-        close_orphan_runs(study)
-        trials = study.get_trials(deepcopy=False)
-        count = {s: sum(t.state == s for t in trials) for s in optuna.trial.TrialState}
-        complete = count[optuna.trial.TrialState.COMPLETE]
-        running = count[optuna.trial.TrialState.RUNNING]
-        waiting = count[optuna.trial.TrialState.WAITING]
-        if complete >= settings.n_trials:
-            break
-        if waiting == 0 and complete + running >= settings.n_trials:
-            time.sleep(min(settings.heartbeat_interval, 5))  # the rest is in other workers' hands
-            continue
-        with _quiet_experimental():
-            study.optimize(objective, n_trials=1, callbacks=[after_trial], gc_after_trial=True)
-
-    log_study_report(study, parent)
-    from mlflow import MlflowClient
-
-    if not any(t.state == optuna.trial.TrialState.RUNNING for t in study.get_trials(deepcopy=False)):
-        MlflowClient().set_terminated(parent, status="FINISHED")
+    poll_s = float(min(settings.heartbeat_interval, 5))
+    try:
+        while True:
+            with quiet_optuna_warnings():
+                optuna.storages.fail_stale_trials(study)
+            close_orphans(study)
+            counts = trial_counts(study)
+            if counts["COMPLETE"] >= settings.n_trials:
+                break
+            if counts["COMPLETE"] + counts["RUNNING"] >= settings.n_trials:
+                time.sleep(poll_s)  # the rest is in other workers' hands (or theirs to retry)
+                continue
+            try:
+                with quiet_optuna_warnings():
+                    study.optimize(objective, n_trials=1, callbacks=[report], gc_after_trial=True)
+            except ValueError as exc:
+                if not str(exc).startswith("Cannot tell a"):
+                    raise
+                # Our heartbeat came too late: another worker declared this trial dead and queued a retry.
+                logger.warning("trial result dropped: %s (raise --grace-period if this repeats)", exc)
+    except BaseException as exc:
+        if not trial_counts(study)["RUNNING"]:
+            runs.end_parent(handle.parent_run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    report(study)
+    counts = trial_counts(study)
+    if not counts["RUNNING"]:
+        runs.end_parent(runs.current_parent(study) or handle.parent_run_id, "FINISHED")
     return study

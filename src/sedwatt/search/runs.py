@@ -1,0 +1,151 @@
+"""The MLflow side of a study: one parent run shared by every worker, trial runs nested under it.
+
+The parent run's id is a study user attribute, so every worker on every machine nests its trials
+under the same run. Who makes it must be decided once: the worker whose ``create_study`` succeeds
+(a unique insert, so exactly one wins) records its run right away; the others wait for that
+attribute. Only when the study was made beforehand (``optuna create-study``) and has no parent yet
+do workers claim it by last-write-wins, which two workers starting in the same second can still
+split; every trial rereads the attribute, so the trials converge on one parent anyway.
+
+Under ``mlflow run -e search`` the project's run (``MLFLOW_RUN_ID``) is this worker's candidate for
+the parent; a worker whose candidate loses tags its project run with the real parent's id.
+A worker killed mid-trial leaves its trial run RUNNING: ``OrphanRunCloser`` marks it KILLED once the
+trial has been declared dead (FAIL) by the heartbeat check.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from typing import Any
+
+from sedwatt.training.callbacks import Callback, RunState
+
+logger = logging.getLogger(__name__)
+
+PARENT_ATTR = "mlflow_parent_run_id"
+RUN_ATTR = "mlflow_run_id"
+WORKER_ATTR = "worker"
+KILLED_REASON = "worker died; the study's heartbeat check failed this trial and queued a retry"
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def parent_tags(study_name: str) -> dict[str, str]:
+    return {"sedwatt.kind": "search", "optuna.study_name": study_name}
+
+
+def create_parent_run(experiment_id: str, study_name: str) -> str:
+    from mlflow import MlflowClient
+
+    tags = {**parent_tags(study_name), "mlflow.runName": f"study {study_name}"}
+    return MlflowClient().create_run(experiment_id, tags=tags).info.run_id
+
+
+def adopt_run(run_id: str, study_name: str) -> None:
+    """Make an existing run (the ``mlflow run`` project run) the study's parent."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    for key, value in parent_tags(study_name).items():
+        client.set_tag(run_id, key, value)
+
+
+def wait_for_parent(study: Any, timeout_s: float, poll_s: float = 0.2) -> str | None:
+    """The parent id another worker is about to record, or None after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        parent = current_parent(study)
+        if parent or time.monotonic() >= deadline:
+            return parent
+        time.sleep(poll_s)
+
+
+def current_parent(study: Any) -> str | None:
+    return study.user_attrs.get(PARENT_ATTR)  # read from the storage every time (never cached)
+
+
+def claim_parent(study: Any, run_id: str, settle_s: float = 1.0) -> str:
+    """Last write wins among workers that found no parent; returns the winner after a settle time."""
+    if current_parent(study):
+        return current_parent(study)
+    study.set_user_attr(PARENT_ATTR, run_id)
+    time.sleep(settle_s)
+    return current_parent(study) or run_id
+
+
+def reopen_parent(run_id: str) -> None:
+    """A later search on a finished study: show its parent as running again while trials run."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    run = client.get_run(run_id)
+    if run.info.status != "RUNNING":
+        client.update_run(run_id, status="RUNNING")
+
+
+def end_parent(run_id: str, status: str = "FINISHED") -> None:
+    from mlflow import MlflowClient
+
+    try:
+        MlflowClient().set_terminated(run_id, status=status)
+    except Exception as exc:  # noqa: BLE001 - the trials are safe; only the parent's status is late
+        logger.warning("could not end the study's parent run %s: %s", run_id, exc)
+
+
+def experiment_name_of(run_id: str) -> str:
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    return client.get_experiment(client.get_run(run_id).info.experiment_id).name
+
+
+class TrialLink(Callback):
+    """Ties an Optuna trial to its MLflow run as soon as the run exists (so a dead trial's run can be closed)."""
+
+    def __init__(self, trial: Any, retried_from: int | None = None) -> None:
+        self.trial = trial
+        self.retried_from = retried_from
+
+    def on_train_start(self, state: RunState) -> None:
+        import mlflow
+
+        run = mlflow.active_run()
+        if run is None:
+            return
+        self.trial.set_user_attr(RUN_ATTR, run.info.run_id)
+        mlflow.log_params({"trial_number": self.trial.number, "study_name": self.trial.study.study_name})
+        mlflow.log_metric("trial_number", float(self.trial.number), step=0)
+        if self.retried_from is not None:
+            mlflow.set_tag("optuna.retried_from", str(self.retried_from))
+
+
+class OrphanRunCloser:
+    """Marks the MLflow runs of trials that died with their worker (FAIL, run still RUNNING) as KILLED."""
+
+    def __init__(self) -> None:
+        self.checked: set[str] = set()
+
+    def __call__(self, study: Any) -> list[str]:
+        import optuna
+        from mlflow import MlflowClient
+
+        client = MlflowClient()
+        closed = []
+        for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)):
+            run_id = trial.user_attrs.get(RUN_ATTR)
+            if not run_id or run_id in self.checked:
+                continue
+            try:
+                if client.get_run(run_id).info.status == "RUNNING":
+                    client.set_tag(run_id, "sedwatt.stop_reason", KILLED_REASON)
+                    client.set_terminated(run_id, status="KILLED")
+                    closed.append(run_id)
+                self.checked.add(run_id)
+            except Exception as exc:  # noqa: BLE001 - try again after the next trial
+                logger.warning("could not close the run %s of failed trial %d: %s", run_id, trial.number, exc)
+        return closed

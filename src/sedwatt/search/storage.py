@@ -1,0 +1,84 @@
+"""Where a study lives: an Optuna RDB storage with heartbeats, opened safely by several workers at once.
+
+Default: one SQLite file at the project root (``optuna.db``, beside ``mlruns.db``); a shared study
+uses ``postgresql+psycopg://user:pass@host/db`` (psycopg 3; plain ``postgresql://`` maps to it too
+with SQLAlchemy 2.1). Heartbeats are what let a surviving worker notice a killed one: a RUNNING trial
+whose heartbeat is older than the grace period is marked FAIL and ``RetryHeartbeatStaleTrialCallback``
+queues its parameters again (stack notes §4.2). Two workers creating a *fresh* schema at the same
+moment collide on PostgreSQL's enum types or SQLite's ``alembic_version`` (stack notes §4.3,
+reproduced here: 3 of 6 three-way races failed); the loser simply retries once the winner is done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+from sedwatt.errors import SedwattError
+
+OPTUNA_DB_NAME = "optuna.db"
+
+
+def default_storage() -> str:
+    from sedwatt.tracking import project_home
+
+    return f"sqlite:///{project_home() / OPTUNA_DB_NAME}"
+
+
+@contextlib.contextmanager
+def quiet_optuna_warnings() -> Iterator[None]:
+    """Heartbeats, retries, metric names and the GP sampler are all 'experimental' in Optuna 5."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
+
+
+def safe_url(url: str) -> str:
+    """A storage URL without its password, for messages and tags."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy understands: show the host part only
+        return url.split("@")[-1]
+
+
+def open_storage(url: str, *, heartbeat_interval: int, grace_period: int, max_retry: int | None) -> Any:
+    """An ``RDBStorage`` with heartbeats and retry of stale trials; user errors become ``SedwattError``."""
+    import sqlalchemy.exc
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+    from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random
+
+    if heartbeat_interval < 1 or grace_period <= heartbeat_interval:
+        raise SedwattError(
+            f"--heartbeat-interval {heartbeat_interval} / --grace-period {grace_period}: "
+            "need an interval of at least 1 s and a grace period longer than it"
+        )
+
+    @retry(
+        retry=retry_if_exception_type(sqlalchemy.exc.DBAPIError),  # IntegrityError: the fresh-schema race
+        stop=stop_after_attempt(6),
+        wait=wait_random(0.2, 1.5),
+        reraise=True,
+    )
+    def connect() -> Any:
+        return RDBStorage(
+            url,
+            heartbeat_interval=heartbeat_interval,
+            grace_period=grace_period,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
+        )
+
+    try:
+        with quiet_optuna_warnings():
+            return connect()
+    except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError, ImportError, ValueError) as exc:
+        raise SedwattError(f"--storage {safe_url(url)}: cannot open it ({exc.__class__.__name__}: {exc})") from None
+    except sqlalchemy.exc.OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+        raise SedwattError(f"--storage {safe_url(url)}: cannot reach it ({reason})") from None
