@@ -1,53 +1,25 @@
 """The DCASE 2022 baseline CRNN (baseline.md §2), every size a config value.
 
 7 blocks of Conv3×3 → BatchNorm (eps 1e-3, momentum 0.99) → the recipe's "GLU" (a channel-wise
-Linear(C, C) of the map times sigmoid of the map — not torch.nn.GLU) → dropout → average pooling;
-then a 2-layer bidirectional GRU, dropout, and two heads: strong = sigmoid(Linear), weak = the strong
-output averaged over time with weights softmax(Linear) taken over the *class* axis, clamped to 1e-7.
-The CNN runs on [B, C, time, freq] like upstream; with ``model.channels_last`` the maps are stored
-channels-last, which also makes the GLU's channel Linear a contiguous matmul.
+Linear(C, C) of the map times sigmoid of the map — not torch.nn.GLU) → dropout → average pooling
+(blocks.py); then a 2-layer bidirectional GRU, dropout, and two heads: strong = sigmoid(Linear), weak =
+the strong output averaged over time with weights softmax(Linear) taken over the *class* axis,
+clamped to [1e-7, 1]. Like upstream, ``model(x)`` takes normalised log-mel [B, n_mels, frames] and
+returns (strong [B, classes, frames / time pooling], weak [B, classes]).
+
+``channels_last`` stores the CNN's maps channels-last (faster on CPU: the channel Linear becomes one
+matrix product and oneDNN's convolutions and pooling prefer it); the math is the same either way.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from sedwatt.config import SedwattConfig
-from sedwatt.model.dropout import make_dropout
-
-
-class ChannelGLU(nn.Module):
-    """out = Linear over channels(x) · sigmoid(x), channels unchanged."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.empty(channels, channels))
-        self.bias = nn.Parameter(torch.empty(channels))
-        lin = nn.Linear(channels, channels)  # same default initialisation as upstream's nn.Linear
-        with torch.no_grad():
-            self.weight.copy_(lin.weight)
-            self.bias.copy_(lin.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        lin = F.linear(x.permute(0, 2, 3, 1), self.weight, self.bias).permute(0, 3, 1, 2)
-        return lin * torch.sigmoid(x)
-
-
-class ConvBlock(nn.Module):
-    def __init__(
-        self, c_in: int, c_out: int, kernel: int, pool: tuple[int, int], dropout: float, fast_dropout: bool, eps: float, momentum: float
-    ) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(c_in, c_out, kernel, stride=1, padding=kernel // 2)
-        self.bn = nn.BatchNorm2d(c_out, eps=eps, momentum=momentum)
-        self.glu = ChannelGLU(c_out)
-        self.dropout = make_dropout(dropout, fast_dropout)
-        self.pool = nn.AvgPool2d(tuple(pool))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(self.dropout(self.glu(self.bn(self.conv(x)))))
+from sedwatt.errors import SedwattError
+from sedwatt.model.blocks import ConvBlock
+from sedwatt.model.dropout import Dropout
 
 
 class CRNN(nn.Module):
@@ -69,6 +41,8 @@ class CRNN(nn.Module):
         channels_last: bool = False,
     ) -> None:
         super().__init__()
+        if len(channels) != len(pools):
+            raise ValueError(f"{len(channels)} channel sizes but {len(pools)} pools")
         blocks = []
         c_in, freq = 1, n_mels
         for c_out, pool in zip(channels, pools, strict=True):
@@ -80,19 +54,23 @@ class CRNN(nn.Module):
         self.rnn = nn.GRU(
             c_in * freq, rnn_hidden, num_layers=rnn_layers, bidirectional=True, batch_first=True, dropout=rnn_dropout
         )
-        self.dropout = make_dropout(head_dropout, fast_dropout)
+        self.dropout = Dropout(head_dropout, fast_dropout)
         self.dense = nn.Linear(2 * rnn_hidden, n_classes)
         self.dense_softmax = nn.Linear(2 * rnn_hidden, n_classes)
+        self.time_pooling = 1
+        for t, _ in pools:
+            self.time_pooling *= t
         self.channels_last = channels_last
+        if channels_last:
+            self.cnn.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised log-mel [B, n_mels, frames] → (strong [B, classes, frames/pool], weak [B, classes])."""
         x = x.transpose(1, 2).unsqueeze(1)  # [B, 1, time, freq]
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
         x = self.cnn(x)
         b, c, t, f = x.shape
-        x = x.permute(0, 2, 1, 3).reshape(b, t, c * f)
+        x = x.permute(0, 2, 1, 3).reshape(b, t, c * f)  # [B, time, channels·freq], upstream's order
         x, _ = self.rnn(x)
         x = self.dropout(x)
         strong = torch.sigmoid(self.dense(x))
@@ -102,24 +80,29 @@ class CRNN(nn.Module):
 
 
 def build_crnn(config: SedwattConfig) -> CRNN:
+    """The CRNN of ``config`` (model section + ``features.n_mels``), PyTorch's default initialisation."""
     m = config.model
-    return CRNN(
-        n_mels=config.features.n_mels,
-        n_classes=m.n_classes,
-        channels=tuple(m.channels),
-        kernel_size=m.kernel_size,
-        pools=tuple(tuple(p) for p in m.pools),
-        conv_dropout=m.conv_dropout,
-        bn_eps=m.bn_eps,
-        bn_momentum=m.bn_momentum,
-        rnn_hidden=m.rnn_hidden,
-        rnn_layers=m.rnn_layers,
-        rnn_dropout=m.rnn_dropout,
-        head_dropout=m.head_dropout,
-        fast_dropout=m.fast_dropout,
-        channels_last=m.channels_last,
-    )
+    try:
+        return CRNN(
+            n_mels=config.features.n_mels,
+            n_classes=m.n_classes,
+            channels=tuple(m.channels),
+            kernel_size=m.kernel_size,
+            pools=tuple((int(t), int(f)) for t, f in m.pools),
+            conv_dropout=m.conv_dropout,
+            bn_eps=m.bn_eps,
+            bn_momentum=m.bn_momentum,
+            rnn_hidden=m.rnn_hidden,
+            rnn_layers=m.rnn_layers,
+            rnn_dropout=m.rnn_dropout,
+            head_dropout=m.head_dropout,
+            fast_dropout=m.fast_dropout,
+            channels_last=m.channels_last,
+        )
+    except ValueError as exc:
+        raise SedwattError(f"config {config.name}: model: {exc}") from None
 
 
 def count_parameters(model: nn.Module) -> int:
+    """Trainable parameters (the recipe's model: 1,112,420)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
