@@ -24,6 +24,8 @@ COMMANDS: tuple[str, ...] = (
     "demo",
     "sync",
     "score",
+    "evaluate",
+    "calibrate",
 )
 
 

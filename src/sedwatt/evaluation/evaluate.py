@@ -1,0 +1,164 @@
+"""Evaluate a logged model on the dev-test and record it as a run nested under its training run.
+
+Order: resolve the model URI and its training run, read the config, scan the dev-test, load the
+model (all user errors surface here, before any work), look up this machine's calibration, run
+the measured dev-test pass, and only then open the evaluation run and record everything in one go.
+The run goes to the training run's experiment with ``mlflow.parentRunId`` = the training run (the
+UI shows it nested), ``sedwatt.kind=evaluate`` and ``sedwatt.evaluates`` = the training run id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sedwatt.evaluation.calibration import Calibration
+from sedwatt.evaluation.devtest import METRIC_KEYS, OPERATING_POINTS_DIR, PER_CLASS_FILE, DevtestResult
+from sedwatt.evaluation.model_source import ModelSource
+
+NORMALISED_METRIC = "inference_energy_normalised_kwh"
+
+
+@dataclass
+class EvaluationOutcome:
+    run_id: str
+    source: ModelSource
+    result: DevtestResult
+    metrics: dict[str, float]
+    n_clips: int
+    calibration: Calibration | None = None
+    calibration_dataset_match: bool | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def evaluation_metrics(result: DevtestResult, calibration: Calibration | None) -> dict[str, float]:
+    """The run's metrics: the five scores, the inference energy split, and the normalised energy."""
+    from sedwatt.evaluation.runs import finite
+
+    metrics: dict[str, float | None] = {key: result.metrics[key] for key in METRIC_KEYS}
+    metrics.update(result.energy.metrics(prefix="inference_"))
+    energy = result.energy.energy_kwh
+    if calibration is not None and result.energy.measured and energy is not None:
+        metrics[NORMALISED_METRIC] = calibration.normalise(energy)
+        metrics["inference_energy_norm_factor"] = calibration.factor
+    return finite(metrics)
+
+
+def evaluate(
+    model_uri: str,
+    data: Path | str,
+    *,
+    config_path: Path | str | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    out: Path | str | None = None,
+    run_name: str | None = None,
+) -> EvaluationOutcome:
+    """See the module docstring; returns what was logged."""
+    import mlflow
+    import yaml
+
+    from sedwatt.evaluation.calibration import find_calibration
+    from sedwatt.evaluation.devtest import load_devtest, resolve_device, run_devtest
+    from sedwatt.evaluation.model_source import load_model, resolve_model_uri, training_config
+    from sedwatt.evaluation.runs import check_out_dir, log_params_once, open_run, output_folder
+    from sedwatt.hardware import hardware_tags
+    from sedwatt.tracking import configure_tracking
+
+    configure_tracking()
+    source = resolve_model_uri(model_uri)
+    config = training_config(source, config_path, overrides)
+    out_dir = check_out_dir(out)
+    devset = load_devtest(data, config)
+    device = resolve_device(config)
+    model = load_model(source, device)
+    hw = hardware_tags(device)
+
+    notes: list[str] = []
+    calibration = find_calibration(hw)
+    dataset_match: bool | None = None
+    if calibration is None:
+        notes.append(
+            f"no calibration for this hardware ({hw['hw.gpu_model']} / {hw['hw.cpu_model']}): "
+            "run `sedwatt calibrate` to get the normalised inference energy"
+        )
+    else:
+        dataset_match = calibration.dataset_fingerprint == devset.fingerprint
+        if not dataset_match:
+            notes.append(
+                f"warning: calibration run {calibration.run_id} measured another dev-test "
+                f"(dataset fingerprint {calibration.dataset_fingerprint} ≠ {devset.fingerprint}); "
+                "the normalised energy compares different work"
+            )
+    if not config.energy.enabled:
+        notes.append("energy.enabled=false: no inference energy measured")
+
+    with output_folder(out_dir, "evaluate") as work:
+        result = run_devtest(model, devset, config, device, work, energy_name="devtest")
+        metrics = evaluation_metrics(result, calibration)
+        tags = {
+            **result.energy.tags,
+            **hw,
+            **source.tags(),
+            "sedwatt.kind": "evaluate",
+            "sedwatt.evaluates": source.training_run_id,
+            "mlflow.parentRunId": source.training_run_id,
+            "sedwatt.data": str(devset.root),
+        }
+        params: dict[str, Any] = {
+            "model_uri": source.uri,
+            "model_load_uri": source.load_uri,
+            "training_run_id": source.training_run_id,
+            "dataset_fingerprint": devset.fingerprint,
+            "n_clips": devset.n_clips,
+            "thresholds": "np.arange(1/100, 1, 1/50)",
+            "f1_threshold": config.validation.threshold,
+            "median_filter": config.validation.median_filter,
+            "device": str(device),
+            "config_source": str(config_path) if config_path else f"runs:/{source.training_run_id}/config.yaml",
+        }
+        if overrides:
+            params["overrides"] = " ".join(overrides)
+        if calibration is not None:
+            tags["sedwatt.calibration_run_id"] = calibration.run_id
+            tags["sedwatt.calibration_dataset_match"] = str(dataset_match).lower()
+            params.update(
+                {
+                    "calibration_run_id": calibration.run_id,
+                    "ref_published_kwh": repr(calibration.published_kwh),
+                    "ref_inference_energy_kwh": repr(calibration.measured_kwh),
+                }
+            )
+        default_name = f"evaluate {source.registered_name}/{source.version}" if source.version else "evaluate"
+        with open_run(
+            experiment_id=source.experiment_id,
+            run_name=run_name or default_name,
+            parent_run_id=source.training_run_id,
+        ) as run:
+            mlflow.set_tags(tags)
+            log_params_once(params)
+            mlflow.log_metrics(metrics)
+            mlflow.log_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), "config.yaml")
+            mlflow.log_artifact(str(work / PER_CLASS_FILE))
+            mlflow.log_artifacts(str(work / OPERATING_POINTS_DIR), OPERATING_POINTS_DIR)
+            for path in result.energy.files:
+                mlflow.log_artifact(str(path), "energy")
+            run_id = run.info.run_id
+            if run.info.experiment_id != source.experiment_id:  # `mlflow run` chose the experiment
+                notes.append(
+                    f"note: this run is in experiment {run.info.experiment_id}, the training run in "
+                    f"{source.experiment_id}; the MLflow UI nests runs within one experiment "
+                    "(give `mlflow run` the training run's --experiment-name)"
+                )
+    if out_dir is not None:
+        result.out_dir = out_dir
+    return EvaluationOutcome(
+        run_id=run_id,
+        source=source,
+        result=result,
+        metrics=metrics,
+        n_clips=devset.n_clips,
+        calibration=calibration,
+        calibration_dataset_match=dataset_match,
+        notes=notes,
+    )

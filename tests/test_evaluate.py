@@ -1,0 +1,220 @@
+"""`sedwatt evaluate` and `sedwatt calibrate` end to end on the tiny preset, against a throwaway SQLite store.
+
+One tiny CRNN is trained for one epoch through the real ``train_run`` (registered as version 1);
+the tests evaluate it, calibrate the reference model, evaluate again, and check what the runs hold
+against values recomputed from the logged artifacts and metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from test_trainer import TINY
+
+mlflow = pytest.importorskip("mlflow")
+
+from sedwatt.cli import main  # noqa: E402
+from sedwatt.config import load_config  # noqa: E402
+from sedwatt.evaluation import CALIBRATION_EXPERIMENT, find_calibration, resolve_model_uri  # noqa: E402
+from sedwatt.metrics import PSDS_THRESHOLDS  # noqa: E402
+
+SCORE_KEYS = ("psds1", "psds2", "intersection_f1_macro", "intersection_f1_macro_05", "collar_f1_macro")
+MODEL_NAME = f"crnn-evaluate-{os.getpid()}"
+FAST_ENERGY = "energy.measure_power_secs=1"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlruns.db'}"
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_data, store, tmp_path_factory) -> str:
+    """Run id of a one-epoch training run whose model is version 1 of MODEL_NAME."""
+    from sedwatt.runner import train_run
+
+    work = tmp_path_factory.mktemp("train")
+    overrides = [
+        *TINY,
+        "train.epochs=1",
+        "train.batch_size=32",  # 2 steps: this model only has to exist, not to learn
+        f"data.cache_dir={work / 'cache'}",
+        f"train.out_dir={work / 'out'}",
+        FAST_ENERGY,
+        f"tracking.registered_model_name={MODEL_NAME}",
+        "tracking.experiment=evaluate-test",
+    ]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", store)
+        outcome = train_run(load_config(None, overrides), tiny_data)
+    mlflow.set_tracking_uri(None)
+    return outcome.run_id
+
+
+@pytest.fixture
+def client(store, monkeypatch, tmp_path):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    monkeypatch.chdir(tmp_path)  # nothing may land in the CWD
+    mlflow.set_tracking_uri(store)
+    yield mlflow.MlflowClient(store)
+    mlflow.set_tracking_uri(None)
+
+
+def _run_id_from(stdout: str, prefix: str) -> str:
+    line = next(line for line in stdout.splitlines() if line.startswith(prefix))
+    return line.split()[len(prefix.split())]
+
+
+def _evaluate(capsys, tiny_data, *extra: str) -> str:
+    assert main(["evaluate", "--model-uri", f"models:/{MODEL_NAME}/1", "--data", str(tiny_data), *extra]) == 0
+    return _run_id_from(capsys.readouterr().out, "evaluation run")
+
+
+def test_evaluate_logs_scores_energy_and_links_to_the_training_run(trained, tiny_data, client, capsys, tmp_path):
+    from sedwatt.cli.score import score
+
+    out = tmp_path / "kept"
+    run_id = _evaluate(capsys, tiny_data, "--out", str(out))
+    run = client.get_run(run_id)
+    training = client.get_run(trained)
+    assert run.info.status == "FINISHED"
+    assert run.info.experiment_id == training.info.experiment_id
+    tags, metrics, params = run.data.tags, run.data.metrics, run.data.params
+    assert tags["sedwatt.kind"] == "evaluate"
+    assert tags["sedwatt.evaluates"] == trained and tags["mlflow.parentRunId"] == trained
+    assert tags["sedwatt.registered_model"] == MODEL_NAME and tags["sedwatt.model_version"] == "1"
+    assert tags["hw.gpu_model"] == "none" and tags["hw.cpu_model"] == training.data.tags["hw.cpu_model"]
+    assert tags["energy.tool"].startswith("codecarbon")
+    assert params["training_run_id"] == trained and params["n_clips"] == "12"
+
+    for key in SCORE_KEYS:
+        assert 0.0 <= metrics[key] <= 1.0, key
+    assert metrics["inference_energy_kwh"] > 0 and metrics["inference_duration_s"] > 0
+    split = sum(metrics[f"inference_{part}_energy_kwh"] for part in ("cpu", "gpu", "ram"))
+    assert metrics["inference_energy_kwh"] == pytest.approx(split, rel=1e-9)
+    if client.get_experiment_by_name(CALIBRATION_EXPERIMENT) is None:
+        assert "inference_energy_normalised_kwh" not in metrics
+
+    # the 50 operating points, as DCASE names them, logged and kept in --out
+    logged = sorted(Path(a.path).name for a in client.list_artifacts(run_id, "operating_points"))
+    expected = sorted(f"predictions_th_{t:.3f}.tsv" for t in PSDS_THRESHOLDS)
+    assert len(expected) == 50 and logged == expected
+    assert sorted(p.name for p in (out / "operating_points").iterdir()) == expected
+    assert not list(tmp_path.glob(".kept.*"))  # no partial folder left beside it
+
+    # the logged PSDS is the PSDS of the logged operating points, re-scored independently
+    folder = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="operating_points", dst_path=str(tmp_path / "dl"))
+    meta = tiny_data / "metadata" / "validation"
+    rescored = score(folder, str(meta / "validation.tsv"), str(meta / "validation_durations.tsv"), load_config().data.classes)
+    assert metrics["psds1"] == pytest.approx(rescored["psds1"], abs=1e-12)
+    assert metrics["psds2"] == pytest.approx(rescored["psds2"], abs=1e-12)
+
+    per_class = json.loads((out / "per_class.json").read_text())
+    assert set(per_class) == set(SCORE_KEYS)
+    for key, values in per_class.items():
+        finite = [v for v in values.values() if v is not None]
+        if key.startswith("intersection") and finite:  # the macro is the mean over scored classes
+            assert metrics[key] == pytest.approx(sum(finite) / len(finite), abs=1e-12)
+    assert "per_class.json" in {a.path for a in client.list_artifacts(run_id)}
+
+
+def test_calibrate_then_evaluate_logs_the_normalised_energy(trained, tiny_data, client, capsys):
+    assert main(
+        ["calibrate", "--data", str(tiny_data), "--set", "data.clip_seconds=4.0", "--set", FAST_ENERGY, "--published-kwh", "0.03"]
+    ) == 0
+    calibration_id = _run_id_from(capsys.readouterr().out, "calibration run")
+    calibration = client.get_run(calibration_id)
+    assert client.get_experiment(calibration.info.experiment_id).name == CALIBRATION_EXPERIMENT
+    assert calibration.data.tags["sedwatt.kind"] == "calibration"
+    assert calibration.data.tags["hw.gpu_model"] == "none" and "hw.cpu_model" in calibration.data.tags
+    reference = calibration.data.metrics["ref_inference_energy_kwh"]
+    assert reference > 0
+    params = calibration.data.params
+    assert float(params["ref_published_kwh"]) == 0.03
+    assert params["n_clips"] == "12" and params["reference_params"] == "1112420"
+    assert params["reference_weights"] == "seeded:2022" and params["dataset_fingerprint"]
+
+    run_id = _evaluate(capsys, tiny_data)
+    run = client.get_run(run_id)
+    energy = run.data.metrics["inference_energy_kwh"]
+    assert run.data.metrics["inference_energy_normalised_kwh"] == pytest.approx(energy * 0.03 / reference, rel=1e-12)
+    assert run.data.tags["sedwatt.calibration_run_id"] == calibration_id
+    assert run.data.tags["sedwatt.calibration_dataset_match"] == "true"
+    assert run.data.params["ref_published_kwh"] == "0.03"
+    assert float(run.data.params["ref_inference_energy_kwh"]) == reference
+
+
+def test_find_calibration_takes_the_latest_usable_run_of_this_hardware(client):
+    import time
+
+    from sedwatt.tracking import ensure_experiment
+
+    experiment_id = ensure_experiment(CALIBRATION_EXPERIMENT)
+    machine = {"hw.gpu_model": "Test GPU 80GB", "hw.cpu_model": "Test CPU 9000"}
+
+    def calibration(tags: dict[str, str], kwh: float | None, published: str = "0.03") -> str:
+        run = client.create_run(experiment_id, tags={"sedwatt.kind": "calibration", **tags})
+        client.log_param(run.info.run_id, "ref_published_kwh", published)
+        client.log_param(run.info.run_id, "dataset_fingerprint", "fp-A")
+        if kwh is not None:
+            client.log_metric(run.info.run_id, "ref_inference_energy_kwh", kwh)
+        client.set_terminated(run.info.run_id)
+        time.sleep(0.01)  # distinct start times
+        return run.info.run_id
+
+    usable = calibration(machine, 0.002, "0.05")
+    calibration(machine, None)  # newer, but measured nothing
+    calibration(machine, 0.0)
+    calibration({**machine, "hw.cpu_model": "Other CPU"}, 0.009)  # another machine
+    found = find_calibration({**machine, "hw.hostname": "anything"})
+    assert found is not None and found.run_id == usable
+    assert found.normalise(0.001) == pytest.approx(0.001 * 0.05 / 0.002)
+    assert found.dataset_fingerprint == "fp-A"
+    assert find_calibration({"hw.gpu_model": "Test GPU 80GB", "hw.cpu_model": "Nobody"}) is None
+
+
+def test_model_uri_forms_lead_to_the_training_run(trained, client):
+    logged_model_uri = client.get_model_version(MODEL_NAME, "1").source  # models:/m-…, the LoggedModel
+    assert logged_model_uri.startswith("models:/m-")
+    client.set_registered_model_alias(MODEL_NAME, "champion", "1")
+    forms = [
+        f"models:/{MODEL_NAME}/1",
+        f"models:/{MODEL_NAME}/latest",
+        f"models:/{MODEL_NAME}@champion",
+        logged_model_uri,
+        f"runs:/{trained}/model",
+    ]
+    for uri in forms:
+        source = resolve_model_uri(uri)
+        assert source.training_run_id == trained, uri
+    assert resolve_model_uri(f"models:/{MODEL_NAME}@champion").load_uri == f"models:/{MODEL_NAME}/1"
+    assert resolve_model_uri(f"models:/{MODEL_NAME}/1").model_id == logged_model_uri.removeprefix("models:/")
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["evaluate", "--model-uri", "models:/no-such-model/1"], "no-such-model"),
+        (["evaluate", "--model-uri", "models:/m-0123456789abcdef"], "no logged model"),
+        (["evaluate", "--model-uri", "runs:/0123456789abcdef0123456789abcdef/model"], "not in this tracking store"),
+        (["evaluate", "--model-uri", "s3://bucket/model"], "not a model URI"),
+        (["evaluate", "--model-uri", f"models:/{MODEL_NAME}/1", "--config", "missing.yaml"], "missing.yaml"),
+        (["evaluate", "--model-uri", f"models:/{MODEL_NAME}/1", "--data", "EMPTY"], "devtest set not found"),
+        (["calibrate", "--set", "model.rnn_hidden=8"], "fixed"),
+        (["calibrate", "--repeats", "0"], "--repeats"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(trained, tiny_data, client, capsys, tmp_path, argv, expected):
+    (tmp_path / "EMPTY").mkdir()
+    if "--data" not in argv:
+        argv = [*argv, "--data", str(tiny_data)]
+    before = len(client.search_runs([e.experiment_id for e in client.search_experiments()]))
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and expected in err, err
+    assert len(client.search_runs([e.experiment_id for e in client.search_experiments()])) == before
