@@ -47,6 +47,13 @@ class SearchSpace(BaseModel):
             raise ValueError(f"batch size {bad[0]} cannot be split 1/4 + 1/4 + 1/2 (needs a multiple of 4)")
         return sizes
 
+    @field_validator("epochs")
+    @classmethod
+    def _positive_epochs(cls, epochs: list[int] | None) -> list[int] | None:
+        if epochs is not None and (not epochs or min(epochs) < 1):
+            raise ValueError("epochs must list at least one value, each at least 1")
+        return epochs
+
     def suggest(self, trial: Any) -> dict[str, Any]:
         params: dict[str, Any] = {"batch_size": trial.suggest_categorical("batch_size", self.batch_size)}
         if self.lr is not None:
