@@ -47,13 +47,14 @@ def run(args: argparse.Namespace) -> int:
     demo_cfg = load_config(config)
     epochs = args.epochs or demo_cfg.train.epochs
 
-    _step(f"1/4 dataset: sedwatt make-data {data} --preset {args.preset}")
+    _step(f"1/4 dataset: sedwatt make-data {data} --preset {args.preset} --clip-seconds {demo_cfg.data.clip_seconds:g}")
     if (data / "sedwatt_dataset.json").is_file():
         print(f"{data} exists; reusing it (delete it to regenerate)")
         from sedwatt.data.synth import summarize
 
         print(summarize(data))
-    elif sedwatt(["make-data", str(data), "--preset", args.preset, "--seed", "1"]) != 0:
+    elif sedwatt(["make-data", str(data), "--preset", args.preset, "--seed", "1",
+                  "--clip-seconds", str(demo_cfg.data.clip_seconds)]) != 0:  # fmt: skip
         return 2
 
     _step("2/4 training through the MLflow Project (mlflow run . -e main --env-manager local)")
