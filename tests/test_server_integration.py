@@ -192,3 +192,33 @@ def mlflow_tensor():
     import torch
 
     return torch.zeros(2, 8)
+
+
+def test_real_tiny_training_run_on_the_team_server(as_alice, mlflow_team_server, s3_endpoint, alice, tiny_data, tmp_path):
+    """sedwatt's own train entry (real trainer, real CodeCarbon) against the PostgreSQL + S3 + auth stack."""
+    from sedwatt.config import load_config
+    from sedwatt.runner import train_run
+
+    client = as_alice
+    model_name = "sedwatt-crnn-real-integration"
+    config = load_config(None, [
+        "data.clip_seconds=4.0", "features.n_mels=32", "model.channels=[8,16,16]", "model.pools=[[2,2],[2,4],[1,4]]",
+        "model.rnn_hidden=16", "model.fast_dropout=true", "train.batch_size=8", "train.epochs=2",
+        "train.rampup_epochs=1", "train.progress=false", "energy.measure_power_secs=1",
+        f"data.cache_dir={tmp_path / 'cache'}", f"train.out_dir={tmp_path / 'outputs'}",
+        f"tracking.experiment={EXPERIMENT}", f"tracking.registered_model_name={model_name}",
+    ])  # fmt: skip
+    outcome = train_run(config, tiny_data, run_name="real-tiny")
+    run = client.get_run(outcome.run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["sedwatt.kind"] == "train"
+    assert [m.step for m in client.get_metric_history(outcome.run_id, "energy_cum_kwh")] == [1, 2]
+    assert run.data.metrics["energy_total_kwh"] > 0 and "hw.cpu_model" in run.data.tags
+    (version,) = client.search_model_versions(f"name = '{model_name}'")
+    assert version.run_id == outcome.run_id
+    files = Path(mlflow.artifacts.download_artifacts(run_id=outcome.run_id, dst_path=str(tmp_path / "dl")))
+    assert (files / "checkpoints" / "best.pt").is_file() and (files / "energy" / "epochs.csv").is_file()
+    texts = [*run.data.params.values(), *run.data.tags.values(), *version.tags.values()]
+    for secret in [*mlflow_team_server.secrets, alice[1], s3_endpoint.secret_key]:
+        assert not any(secret in text for text in texts)
+        for path in _every_file(files):
+            assert secret.encode() not in path.read_bytes()
