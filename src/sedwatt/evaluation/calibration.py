@@ -168,6 +168,26 @@ def _mean(values: list[float | None]) -> float | None:
     return statistics.fmean(present) if present else None
 
 
+def calibration_metrics(results: list[Any]) -> dict[str, float]:
+    """A calibration run's metrics from its measured passes: means (and the energy's sample std)."""
+    from sedwatt.evaluation.runs import finite
+
+    energies = [float(r.energy.energy_kwh) for r in results if r.energy.measured]
+    if len(energies) != len(results) or not statistics.fmean(energies) > 0:
+        raise SedwattError("calibration measured no energy: the energy tracker recorded nothing")
+    metrics: dict[str, float | None] = {
+        REF_METRIC: statistics.fmean(energies),
+        "ref_cpu_energy_kwh": _mean([r.energy.cpu_energy_kwh for r in results]),
+        "ref_gpu_energy_kwh": _mean([r.energy.gpu_energy_kwh for r in results]),
+        "ref_ram_energy_kwh": _mean([r.energy.ram_energy_kwh for r in results]),
+        "ref_duration_s": _mean([r.energy.duration_s for r in results]),
+        **{f"ref_{k}": v for k, v in results[-1].metrics.items()},
+    }
+    if len(energies) > 1:
+        metrics[f"{REF_METRIC}_std"] = statistics.stdev(energies)
+    return finite(metrics)
+
+
 def calibrate(
     data: Path | str,
     *,
@@ -185,7 +205,7 @@ def calibrate(
     import yaml
 
     from sedwatt.evaluation.devtest import load_devtest, resolve_device, run_devtest
-    from sedwatt.evaluation.runs import check_out_dir, finite, log_params_once, open_run, output_folder
+    from sedwatt.evaluation.runs import check_out_dir, log_params_once, open_run, output_folder
     from sedwatt.hardware import hardware_tags
     from sedwatt.tracking import configure_tracking, ensure_experiment
 
@@ -205,20 +225,8 @@ def calibrate(
             result = run_devtest(model, devset, config, device, work / f"repeat_{i}", energy_name="calibration")
             results.append(result)
             report(f"calibration pass {i}/{repeats}: {result.energy.energy_kwh:.6g} kWh in {result.energy.duration_s:.1f} s")
-        energies = [float(r.energy.energy_kwh) for r in results]
-        mean_kwh = statistics.fmean(energies)
-        if not mean_kwh > 0:
-            raise SedwattError("calibration measured 0 kWh: the energy tracker recorded nothing")
-        metrics: dict[str, float | None] = {
-            REF_METRIC: mean_kwh,
-            "ref_cpu_energy_kwh": _mean([r.energy.cpu_energy_kwh for r in results]),
-            "ref_gpu_energy_kwh": _mean([r.energy.gpu_energy_kwh for r in results]),
-            "ref_ram_energy_kwh": _mean([r.energy.ram_energy_kwh for r in results]),
-            "ref_duration_s": _mean([r.energy.duration_s for r in results]),
-            **{f"ref_{k}": v for k, v in results[-1].metrics.items()},
-        }
-        if repeats > 1:
-            metrics[f"{REF_METRIC}_std"] = statistics.stdev(energies)
+        metrics = calibration_metrics(results)
+        energies, mean_kwh = [float(r.energy.energy_kwh) for r in results], metrics[REF_METRIC]
         experiment_id = ensure_experiment(CALIBRATION_EXPERIMENT)
         name = run_name or f"calibration {hw['hw.gpu_model'] if hw['hw.gpu_model'] != 'none' else hw['hw.cpu_model']}"
         with open_run(experiment_id=experiment_id, run_name=name, resume_project_run=False) as run:
@@ -238,7 +246,7 @@ def calibrate(
                     "config_name": config.name,
                 }
             )
-            mlflow.log_metrics(finite(metrics))
+            mlflow.log_metrics(metrics)
             for step, value in enumerate(energies, start=1):
                 mlflow.log_metric(f"{REF_METRIC}_repeat", value, step=step)
             mlflow.log_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), "config.yaml")
