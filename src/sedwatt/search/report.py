@@ -42,8 +42,8 @@ def pareto_frame(study: Any) -> pd.DataFrame:
                 "energy_kwh": t.values[1],
                 "pareto": t.number in front,
                 "epochs_run": t.user_attrs.get("epochs_run"),
-                "mlflow_run_id": t.user_attrs.get("mlflow_run_id", ""),
-                "stop_reason": t.user_attrs.get("stop_reason", ""),
+                "mlflow_run_id": t.user_attrs.get("mlflow_run_id") or "",
+                "stop_reason": t.user_attrs.get("stop_reason") or "",
             }
         )
     columns = ["trial", "state", "val_f1", "energy_kwh", "pareto", "epochs_run", "mlflow_run_id", "stop_reason"]

@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 DIRECTIONS = ("maximize", "minimize")
 SAMPLERS = ("nsga2", "tpe", "gp", "random")
 SURPLUS_ATTR = "surplus"
+# Per-attempt user attributes, reset when a retried trial (a copy of a dead one) starts again.
+INHERITED_ATTRS = ("mlflow_run_id", "stop_reason", "epochs_run", SURPLUS_ATTR)
 
 __all__ = ["SearchSettings", "StudyHandle", "default_storage", "join_study", "make_sampler", "run_worker"]
 
@@ -231,6 +233,9 @@ def run_worker(settings: SearchSettings) -> Any:
 
     def objective(trial: optuna.Trial) -> tuple[float, float]:
         trial.set_user_attr(runs.WORKER_ATTR, runs.worker_id())
+        for key in INHERITED_ATTRS:  # a retried trial starts with its dead predecessor's attributes
+            if key in trial.user_attrs:
+                trial.set_user_attr(key, None)
         if is_surplus(study, trial.number, settings.n_trials):
             trial.set_user_attr(SURPLUS_ATTR, True)
             raise optuna.TrialPruned(f"surplus: the study already has {settings.n_trials} trials done or running")
@@ -248,7 +253,11 @@ def run_worker(settings: SearchSettings) -> Any:
             settings.data,
             run_name=f"trial {trial.number}",
             parent_run_id=runs.current_parent(study) or handle.parent_run_id,
-            extra_tags={"optuna.study_name": study.study_name, "optuna.trial_number": str(trial.number)},
+            extra_tags={
+                "optuna.study_name": study.study_name,
+                "optuna.trial_number": str(trial.number),
+                "optuna.worker": runs.worker_id(),
+            },
             extra_callbacks=callbacks,
         )
         trial.set_user_attr(runs.RUN_ATTR, outcome.run_id)

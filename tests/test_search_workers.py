@@ -1,0 +1,145 @@
+"""Two `sedwatt search` workers on one throwaway PostgreSQL study; one is SIGKILLed mid-trial.
+
+Both start at the same instant on a fresh database (the schema-creation race, the study-creation
+race, the parent-run race), log to one SQLite MLflow store, and must share 6 trials without
+training any trial twice. The killed worker's trial must be failed by the survivor's heartbeat
+check, retried with the same parameters, and its orphaned MLflow run marked KILLED.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import mlflow
+import optuna
+import psycopg
+import pytest
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+from sedwatt.search.runs import PARENT_ATTR, RUN_ATTR, WORKER_ATTR
+from sedwatt.tracking import ensure_experiment
+from test_search import search_overrides
+
+pytestmark = pytest.mark.integration
+
+N_TRIALS = 6
+STUDY = "shared"
+EXPERIMENT = "workers"
+WORKER = "import sys; from sedwatt.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+@pytest.fixture
+def optuna_db(pg_cluster):
+    """A new, empty database per test: the workers create Optuna's schema themselves."""
+    name = f"optuna_{secrets.token_hex(4)}"
+    admin = {"host": str(pg_cluster.socket_dir), "port": pg_cluster.port, "user": "postgres", "autocommit": True}
+    with psycopg.connect(dbname="postgres", **admin) as conn:
+        conn.execute(f"CREATE DATABASE {name} OWNER {pg_cluster.user}")
+    yield pg_cluster.uri(name), name, admin
+    with contextlib.suppress(psycopg.Error), psycopg.connect(dbname="postgres", **admin) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def study_exists(name: str, admin: dict) -> bool:
+    """Asked without Optuna, which would create the schema itself and spoil the workers' race."""
+    with psycopg.connect(dbname=name, **admin) as conn:
+        if conn.execute("SELECT to_regclass('public.alembic_version')").fetchone()[0] is None:
+            return False
+        return conn.execute("SELECT count(*) FROM studies WHERE study_name = %s", (STUDY,)).fetchone()[0] > 0
+
+
+def start_worker(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    with open(log, "wb") as out:
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def test_two_workers_share_the_study_and_retry_a_killed_workers_trial(tiny_data, optuna_db, tmp_path):
+    url, db_name, admin = optuna_db
+    tracking_uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    experiment_id = ensure_experiment(EXPERIMENT, tracking_uri)  # the store exists before two writers share it
+    space = tmp_path / "space.yaml"
+    space.write_text("batch_size: [16, 32, 48, 64]\n")
+    cmd = [sys.executable, "-c", WORKER, "search", "--data", str(tiny_data), "--n-trials", str(N_TRIALS),
+           "--epochs", "2", "--storage", url, "--study-name", STUDY, "--space", str(space),
+           "--experiment", EXPERIMENT, "--heartbeat-interval", "1", "--grace-period", "5", "--max-retry", "2"]  # fmt: skip
+    for item in search_overrides(tmp_path, tmp_path / "mel-cache"):
+        cmd += ["--set", item]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env.pop("MLFLOW_RUN_ID", None)
+    workers = [start_worker(cmd, env, tmp_path / f"worker{i}.log") for i in range(2)]
+    logs = lambda: "\n".join(f"--- worker{i}\n" + (tmp_path / f"worker{i}.log").read_text()[-3000:] for i in range(2))  # noqa: E731
+    try:
+        # Wait for a trial that is training (its MLflow run exists) after at least one trial finished.
+        deadline = time.monotonic() + 240
+        while not study_exists(db_name, admin):
+            assert all(w.poll() is None for w in workers), logs()
+            assert time.monotonic() < deadline, logs()
+            time.sleep(0.5)
+        study = optuna.load_study(study_name=STUDY, storage=url)
+        victim = killed_trial = None
+        while victim is None:
+            assert all(w.poll() is None for w in workers), logs()
+            assert time.monotonic() < deadline, "no trial was ever mid-training\n" + logs()
+            trials = study.get_trials(deepcopy=False)
+            if any(t.state == optuna.trial.TrialState.COMPLETE for t in trials):
+                for trial in trials:
+                    if trial.state == optuna.trial.TrialState.RUNNING and RUN_ATTR in trial.user_attrs:
+                        pid = int(trial.user_attrs[WORKER_ATTR].rsplit(":", 1)[1])
+                        victim = next((w for w in workers if w.pid == pid), None)
+                        killed_trial = trial
+                        break
+            time.sleep(0.2)
+        os.killpg(victim.pid, signal.SIGKILL)
+        survivor = next(w for w in workers if w is not victim)
+        assert survivor.wait(timeout=300) == 0, logs()
+        assert victim.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        for worker in workers:
+            stop(worker)
+
+    study = optuna.load_study(study_name=STUDY, storage=url)
+    trials = study.trials
+    for t in trials:  # shown with -s, and in a failure's captured output
+        print(t.number, t.state.name, t.params, t.user_attrs.get(WORKER_ATTR), t.system_attrs.get("failed_trial"))
+    by_state = {state: [t for t in trials if t.state.name == state] for state in ("COMPLETE", "FAIL", "PRUNED", "RUNNING", "WAITING")}
+    assert len(by_state["COMPLETE"]) == N_TRIALS, logs()
+    assert [t.number for t in by_state["FAIL"]] == [killed_trial.number]
+    assert not by_state["RUNNING"] and not by_state["WAITING"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retries = [t for t in by_state["COMPLETE"] if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == killed_trial.number]
+    assert len(retries) == 1 and retries[0].params == killed_trial.params
+    assert len({t.user_attrs[WORKER_ATTR] for t in trials if t.state.name in ("COMPLETE", "FAIL")}) == 2  # both worked
+
+    # MLflow: one parent, and exactly one training run per trial that trained (the dead one KILLED).
+    client = mlflow.MlflowClient(tracking_uri)
+    parent_id = study.user_attrs[PARENT_ATTR]
+    parents = client.search_runs([experiment_id], "tags.`sedwatt.kind` = 'search'")
+    assert [r.info.run_id for r in parents] == [parent_id]
+    assert parents[0].info.status == "FINISHED"
+    assert "study/pareto_front.csv" in {a.path for a in client.list_artifacts(parent_id, "study")}
+    runs = client.search_runs([experiment_id], "tags.`sedwatt.kind` = 'train'")
+    assert all(r.data.tags["mlflow.parentRunId"] == parent_id for r in runs)
+    finished = sorted(int(r.data.params["trial_number"]) for r in runs if r.info.status == "FINISHED")
+    assert finished == sorted(t.number for t in by_state["COMPLETE"])  # no trial trained twice
+    killed = [r for r in runs if r.info.status == "KILLED"]
+    assert [r.info.run_id for r in killed] == [killed_trial.user_attrs[RUN_ATTR]]
+    assert "worker died" in killed[0].data.tags["sedwatt.stop_reason"]
+    assert len(runs) == N_TRIALS + 1
+    surplus_runs = {t.user_attrs.get(RUN_ATTR) for t in by_state["PRUNED"]} - {None}
+    assert not surplus_runs  # a surplus trial never trained
