@@ -23,7 +23,12 @@ mlflow = pytest.importorskip("mlflow")
 from sedwatt.cli import main  # noqa: E402
 from sedwatt.config import load_config  # noqa: E402
 from sedwatt.errors import SedwattError  # noqa: E402
-from sedwatt.evaluation import CALIBRATION_EXPERIMENT, find_calibration, resolve_model_uri  # noqa: E402
+from sedwatt.evaluation import (  # noqa: E402
+    CALIBRATION_EXPERIMENT,
+    find_calibration,
+    reference_model,
+    resolve_model_uri,
+)
 from sedwatt.metrics import PSDS_THRESHOLDS  # noqa: E402
 
 SCORE_KEYS = ("psds1", "psds2", "intersection_f1_macro", "intersection_f1_macro_05", "collar_f1_macro")
@@ -183,6 +188,46 @@ def test_calibration_metrics_average_the_passes():
     assert metrics["ref_psds1"] == 0.2
     with pytest.raises(SedwattError, match="no energy"):
         calibration_metrics([one_pass(0.0, 1.0, 0.0)])
+
+
+def test_a_calibration_on_another_dev_test_is_flagged():
+    from sedwatt.evaluation import Calibration
+    from sedwatt.evaluation.evaluate import calibration_check
+
+    hw = {"hw.gpu_model": "none", "hw.cpu_model": "Test CPU 9000"}
+    assert calibration_check(None, hw, "fp-A")[0] is None
+    same = Calibration("run-1", ("none", "Test CPU 9000"), 0.001, 0.03, dataset_fingerprint="fp-A")
+    assert calibration_check(same, hw, "fp-A") == (True, [])
+    match, notes = calibration_check(same, hw, "fp-B")
+    assert match is False and len(notes) == 1 and "run-1" in notes[0] and "fp-A" in notes[0] and "fp-B" in notes[0]
+
+
+def test_reference_model_is_the_seeded_recipe_crnn_or_the_given_upstream_checkpoint(tmp_path):
+    import torch
+
+    from sedwatt.evaluation.calibration import reference_config, weights_label
+    from sedwatt.model import count_parameters
+    from sedwatt.model.upstream import upstream_name
+
+    config = reference_config(["data.clip_seconds=4.0", "energy.measure_power_secs=1"])
+    seeded = reference_model(config)
+    assert count_parameters(seeded) == 1_112_420 and not seeded.training
+    again = reference_model(config)
+    assert all(torch.equal(a, b) for a, b in zip(seeded.state_dict().values(), again.state_dict().values(), strict=True))
+    other = reference_model(config, seed=7)
+    assert not torch.equal(seeded.state_dict()["dense.weight"], other.state_dict()["dense.weight"])
+
+    # an upstream Lightning checkpoint holding `other` as its student: its weights replace the seeded ones
+    lightning = {"state_dict": {f"sed_student.{upstream_name(k)}": v for k, v in other.state_dict().items()}}
+    lightning["state_dict"].update({f"sed_teacher.{upstream_name(k)}": v for k, v in seeded.state_dict().items()})
+    torch.save(lightning, tmp_path / "baseline.ckpt")
+    loaded = reference_model(config, checkpoint=tmp_path / "baseline.ckpt")
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), other.state_dict().values(), strict=True))
+    assert weights_label(2022, None) == "seeded:2022"
+    assert weights_label(2022, tmp_path / "baseline.ckpt").startswith("checkpoint:baseline.ckpt:")
+    (tmp_path / "junk.ckpt").write_text("not a checkpoint")
+    with pytest.raises(SedwattError, match="junk.ckpt"):
+        reference_model(config, checkpoint=tmp_path / "junk.ckpt")
 
 
 def test_find_calibration_takes_the_latest_usable_run_of_this_hardware(client):

@@ -127,7 +127,10 @@ def reference_model(config: SedwattConfig, seed: int = DEFAULT_SEED, checkpoint:
         try:
             state = torch.load(Path(checkpoint), map_location="cpu", weights_only=True)
         except Exception as exc:
-            raise SedwattError(f"--checkpoint {checkpoint}: not a readable PyTorch checkpoint ({exc.__class__.__name__})") from None
+            first_line = (str(exc).splitlines() or [""])[0][:200]
+            raise SedwattError(
+                f"--checkpoint {checkpoint}: not a PyTorch checkpoint of tensors ({exc.__class__.__name__}: {first_line})"
+            ) from None
         load_upstream_state_dict(model, state)
     return model.eval()
 

@@ -45,6 +45,24 @@ def evaluation_metrics(result: DevtestResult, calibration: Calibration | None) -
     return finite(metrics)
 
 
+def calibration_check(
+    calibration: Calibration | None, hw_tags: dict[str, str], dataset_fingerprint: str
+) -> tuple[bool | None, list[str]]:
+    """(whether the calibration measured this same dev-test, notes to print); (None, …) without one."""
+    if calibration is None:
+        return None, [
+            f"no calibration for this hardware ({hw_tags.get('hw.gpu_model')} / {hw_tags.get('hw.cpu_model')}): "
+            "run `sedwatt calibrate` to get the normalised inference energy"
+        ]
+    if calibration.dataset_fingerprint == dataset_fingerprint:
+        return True, []
+    return False, [
+        f"warning: calibration run {calibration.run_id} measured another dev-test "
+        f"(dataset fingerprint {calibration.dataset_fingerprint} vs {dataset_fingerprint} here); "
+        "the normalised energy compares different work"
+    ]
+
+
 def evaluate(
     model_uri: str,
     data: Path | str,
@@ -74,22 +92,8 @@ def evaluate(
     model = load_model(source, device)
     hw = hardware_tags(device)
 
-    notes: list[str] = []
     calibration = find_calibration(hw)
-    dataset_match: bool | None = None
-    if calibration is None:
-        notes.append(
-            f"no calibration for this hardware ({hw['hw.gpu_model']} / {hw['hw.cpu_model']}): "
-            "run `sedwatt calibrate` to get the normalised inference energy"
-        )
-    else:
-        dataset_match = calibration.dataset_fingerprint == devset.fingerprint
-        if not dataset_match:
-            notes.append(
-                f"warning: calibration run {calibration.run_id} measured another dev-test "
-                f"(dataset fingerprint {calibration.dataset_fingerprint} ≠ {devset.fingerprint}); "
-                "the normalised energy compares different work"
-            )
+    dataset_match, notes = calibration_check(calibration, hw, devset.fingerprint)
     if not config.energy.enabled:
         notes.append("energy.enabled=false: no inference energy measured")
 
