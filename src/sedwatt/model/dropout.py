@@ -52,10 +52,13 @@ def fast_keep_(t: torch.Tensor) -> torch.Tensor:
     n_bits = 8 * t.element_size()
     n_words = -(-n // n_bits)
     words = random_words(n, t.device).view(flat.dtype)[:n_words]
-    if t.device.type != "cpu" or n_words < _PLANE_BY_PLANE_WORDS:
+    compiling = torch.compiler.is_compiling()
+    if compiling or t.device.type != "cpu" or n_words < _PLANE_BY_PLANE_WORDS:
         shifts = torch.arange(n_bits - 1, -1, -1, dtype=flat.dtype, device=t.device).unsqueeze(1)
         planes = torch.bitwise_left_shift(words.unsqueeze(0), shifts)  # row k: bit k at the sign bit
         planes.bitwise_right_shift_(n_bits - 1)  # arithmetic shift: 0 or all ones
+        if compiling:  # the same mask, written without an integer view of t (which compilers cannot trace)
+            return t.mul_(torch.as_strided(planes.view(-1)[:n], t.shape, t.stride()).ne(0))
         flat.bitwise_and_(planes.view(-1)[:n])
         return t
     plane = torch.empty_like(words)
@@ -77,21 +80,6 @@ def half_mask(shape: torch.Size | tuple[int, ...], device: torch.device | str = 
 
 def _is_dense(t: torch.Tensor) -> bool:
     return t.is_contiguous() or (t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last))
-
-
-class _ScaledMask(torch.autograd.Function):
-    """y = x · mask · scale with the {0, 1} mask saved for backward (the fast head dropout)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, mask: torch.Tensor, scale: float) -> torch.Tensor:  # type: ignore[override]
-        ctx.save_for_backward(mask)
-        ctx.scale = scale
-        return (x * mask).mul_(scale)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
-        (mask,) = ctx.saved_tensors
-        return (grad * mask).mul_(ctx.scale), None, None
 
 
 class Dropout(nn.Module):
@@ -145,8 +133,8 @@ class Dropout(nn.Module):
             return x
         if not self.fast:
             return F.dropout(x, self.p, training=True)
-        mask = fast_keep_(torch.ones(x.shape, dtype=x.dtype, device=x.device))
-        return _ScaledMask.apply(x, mask, self.scale)
+        scaled_mask = fast_keep_(torch.full(x.shape, self.scale, dtype=x.dtype, device=x.device))
+        return x * scaled_mask  # autograd keeps the mask for backward
 
     def extra_repr(self) -> str:
         return f"p={self.p}, fast={self.fast}"
