@@ -13,66 +13,24 @@ Both are optional: without calibrations or registered versions the report says s
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from sedwatt.evaluation.calibration import (  # noqa: F401  (re-exported for the report)
+    CALIBRATION_EXPERIMENT,
+    REF_METRIC,
+    REF_PUBLISHED_PARAM,
+    Calibration,
+    load_calibrations,
+)
 
 from .history import chunks
 from .per_run import hardware_fingerprint, hardware_label
 from .runs import RunRecord
 
 logger = logging.getLogger(__name__)
-
-CALIBRATION_EXPERIMENT = "sedwatt-calibration"
-REF_METRIC = "ref_inference_energy_kwh"
-REF_PUBLISHED_PARAM = "ref_published_kwh"
-REF_PUBLISHED_DEFAULT_KWH = 0.030  # DCASE 2022 README: dev-test inference on an A100 (paper, finding 5)
-
-
-@dataclass(frozen=True)
-class Calibration:
-    fingerprint: tuple[str, str]
-    run_id: str
-    measured_kwh: float
-    published_kwh: float
-
-    @property
-    def factor(self) -> float:
-        return self.published_kwh / self.measured_kwh
-
-
-def load_calibrations(client: Any) -> dict[tuple[str, str], Calibration]:
-    """The latest usable calibration per hardware fingerprint ({} when there are none)."""
-    from mlflow.entities import ViewType
-
-    experiment = client.get_experiment_by_name(CALIBRATION_EXPERIMENT)
-    if experiment is None:
-        return {}
-    runs = client.search_runs(
-        [experiment.experiment_id],
-        filter_string="tags.sedwatt.kind = 'calibration'",
-        run_view_type=ViewType.ACTIVE_ONLY,
-        max_results=5000,
-        order_by=["attributes.start_time DESC"],
-    )
-    found: dict[tuple[str, str], Calibration] = {}
-    for run in runs:
-        measured = run.data.metrics.get(REF_METRIC)
-        try:
-            published = float(run.data.params.get(REF_PUBLISHED_PARAM, REF_PUBLISHED_DEFAULT_KWH))
-        except ValueError:
-            logger.warning(
-                "calibration run %s: param %s is not a number", run.info.run_id, REF_PUBLISHED_PARAM
-            )
-            continue
-        if measured is None or not np.isfinite(measured) or measured <= 0:
-            continue
-        fingerprint = hardware_fingerprint(run.data.tags)
-        found.setdefault(fingerprint, Calibration(fingerprint, run.info.run_id, float(measured), published))
-    return found
-
 
 def add_normalised_energy(
     runs: pd.DataFrame, records: dict[str, RunRecord], calibrations: dict[tuple[str, str], Calibration]

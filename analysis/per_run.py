@@ -15,6 +15,7 @@ import pandas as pd
 
 from sedwatt.convergence import SUMMARY_FIELDS, summarize_curve
 from sedwatt.errors import SedwattError
+from sedwatt.evaluation.calibration import hardware_fingerprint  # noqa: F401  (one definition, shared)
 
 from .runs import RunRecord
 
@@ -32,11 +33,6 @@ def hardware_label(tags: dict[str, str]) -> str:
         return gpu
     cpu = (tags.get("hw.cpu_model") or "").strip()
     return f"CPU {cpu}" if cpu else "unknown"
-
-
-def hardware_fingerprint(tags: dict[str, str]) -> tuple[str, str]:
-    """(GPU model, CPU model): what a calibration must share with a run to normalise its energy."""
-    return ((tags.get("hw.gpu_model") or "none").strip(), (tags.get("hw.cpu_model") or "unknown").strip())
 
 
 def normalize_group_key(key: str) -> str:

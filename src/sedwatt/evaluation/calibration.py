@@ -63,16 +63,15 @@ class Calibration:
         return energy_kwh * self.published_kwh / self.measured_kwh
 
 
-def find_calibration(hw_tags: dict[str, str], client: Any = None) -> Calibration | None:
-    """The most recent usable calibration with this hardware fingerprint, or None."""
+def load_calibrations(client: Any = None) -> dict[tuple[str, str], Calibration]:
+    """The most recent usable calibration per hardware fingerprint ({} when there are none)."""
     import mlflow
     from mlflow.entities import ViewType
 
     client = client or mlflow.MlflowClient()
     experiment = client.get_experiment_by_name(CALIBRATION_EXPERIMENT)
     if experiment is None:
-        return None
-    wanted = hardware_fingerprint(hw_tags)
+        return {}
     runs = client.search_runs(
         [experiment.experiment_id],
         filter_string="tags.sedwatt.kind = 'calibration'",
@@ -80,9 +79,8 @@ def find_calibration(hw_tags: dict[str, str], client: Any = None) -> Calibration
         max_results=5000,
         order_by=["attributes.start_time DESC"],
     )
+    found: dict[tuple[str, str], Calibration] = {}
     for run in runs:
-        if hardware_fingerprint(run.data.tags) != wanted:
-            continue
         measured = run.data.metrics.get(REF_METRIC)
         try:
             published = float(run.data.params.get(REF_PUBLISHED_PARAM, DEFAULT_PUBLISHED_KWH))
@@ -90,14 +88,23 @@ def find_calibration(hw_tags: dict[str, str], client: Any = None) -> Calibration
             continue
         if measured is None or not math.isfinite(measured) or measured <= 0 or not published > 0:
             continue
-        return Calibration(
-            run_id=run.info.run_id,
-            fingerprint=wanted,
-            measured_kwh=float(measured),
-            published_kwh=published,
-            dataset_fingerprint=run.data.params.get("dataset_fingerprint"),
+        fingerprint = hardware_fingerprint(run.data.tags)
+        found.setdefault(
+            fingerprint,
+            Calibration(
+                run_id=run.info.run_id,
+                fingerprint=fingerprint,
+                measured_kwh=float(measured),
+                published_kwh=published,
+                dataset_fingerprint=run.data.params.get("dataset_fingerprint"),
+            ),
         )
-    return None
+    return found
+
+
+def find_calibration(hw_tags: dict[str, str], client: Any = None) -> Calibration | None:
+    """The most recent usable calibration with this hardware fingerprint, or None."""
+    return load_calibrations(client).get(hardware_fingerprint(hw_tags))
 
 
 def reference_config(overrides: list[str] | tuple[str, ...] = ()) -> SedwattConfig:
