@@ -25,9 +25,12 @@ import requests
 import torch
 
 from sedwatt.cli import main
+from sedwatt.config import load_config
+from sedwatt.errors import SedwattError
 from sedwatt.search.runs import PARENT_ATTR, RUN_ATTR
 from sedwatt.search.space import SearchSpace
-from sedwatt.search.study import SearchSettings, run_worker
+from sedwatt.search.study import SearchSettings, join_study, run_worker
+from sedwatt.tracking import ensure_experiment
 from servers import free_port
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -190,6 +193,23 @@ def test_the_mlflow_run_project_run_becomes_the_parent(tiny_data, store, trackin
     assert client.get_run(project_run).info.status == "FINISHED"
     runs = client.search_runs([experiment])
     assert len(runs) == 3  # the project run and two trials: no stray parent was made
+
+
+@pytest.mark.parametrize("deleted", [False, True])
+def test_a_parent_run_missing_from_the_store_is_a_user_error(store, tracking, tmp_path, deleted):
+    optuna_url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(study_name="lost", storage=optuna_url, directions=["maximize", "minimize"])
+    if deleted:
+        parent = tracking.create_run(ensure_experiment("lost-parent")).info.run_id
+        tracking.delete_run(parent)
+    else:
+        parent = "0" * 32  # e.g. the study began against another tracking server
+    study.set_user_attr(PARENT_ATTR, parent)
+    settings = SearchSettings(config_path=None, overrides=[], data=tmp_path, n_trials=1, study_name="lost",
+                              storage=optuna_url, space=SearchSpace(), heartbeat_interval=2, grace_period=10)  # fmt: skip
+    with pytest.raises(SedwattError, match=parent) as err:
+        join_study(settings, load_config(None), None)
+    assert ("was deleted" in str(err.value)) == deleted and "\n" not in str(err.value)
 
 
 def test_optuna_dashboard_serves_the_storage(tmp_path):

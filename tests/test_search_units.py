@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from types import SimpleNamespace
 
 import optuna
@@ -281,6 +282,27 @@ def test_sqlite_storage_has_heartbeats(tmp_path):
     storage = open_storage(f"sqlite:///{tmp_path / 'o.db'}", heartbeat_interval=2, grace_period=5, max_retry=1)
     assert storage.get_heartbeat_interval() == 2
     assert storage.get_heartbeat_stale_trial_callback() is not None
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # catch_warnings is per-process
+def test_workers_creating_a_fresh_sqlite_schema_at_once_all_get_in(tmp_path):
+    """Without the retry, 8 of 10 such four-way races failed here (table exists / alembic_version)."""
+    for round_ in range(3):
+        url = f"sqlite:///{tmp_path / f'fresh{round_}.db'}"
+        errors: list[BaseException] = []
+
+        def connect(url=url, errors=errors):
+            try:
+                open_storage(url, heartbeat_interval=1, grace_period=4, max_retry=1)
+            except BaseException as exc:  # noqa: BLE001 - collected for the assert
+                errors.append(exc)
+
+        threads = [threading.Thread(target=connect) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
 
 
 # --- report ---------------------------------------------------------------------------------------

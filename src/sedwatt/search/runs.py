@@ -21,6 +21,7 @@ import socket
 import time
 from typing import Any
 
+from sedwatt.errors import SedwattError
 from sedwatt.training.callbacks import Callback, RunState
 
 logger = logging.getLogger(__name__)
@@ -79,11 +80,26 @@ def claim_parent(study: Any, run_id: str, settle_s: float = 1.0) -> str:
 
 
 def reopen_parent(run_id: str) -> None:
-    """A later search on a finished study: show its parent as running again while trials run."""
+    """Check the recorded parent is usable here; a later search on a finished study shows it running again."""
+    import mlflow
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from sedwatt.tracking.uri import redact_uri
 
     client = MlflowClient()
-    run = client.get_run(run_id)
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        raise SedwattError(
+            f"the study's parent MLflow run {run_id} is not in {redact_uri(mlflow.get_tracking_uri())}: "
+            "set MLFLOW_TRACKING_URI to the store the study started with, or use another --study-name"
+        ) from None
+    if run.info.lifecycle_stage == "deleted":
+        raise SedwattError(
+            f"the study's parent MLflow run {run_id} was deleted: restore it (mlflow runs restore --run-id "
+            f"{run_id}) or use another --study-name"
+        )
     if run.info.status != "RUNNING":
         client.update_run(run_id, status="RUNNING")
 

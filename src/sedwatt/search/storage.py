@@ -6,7 +6,8 @@ with SQLAlchemy 2.1). Heartbeats are what let a surviving worker notice a killed
 whose heartbeat is older than the grace period is marked FAIL and ``RetryHeartbeatStaleTrialCallback``
 queues its parameters again (stack notes §4.2). Two workers creating a *fresh* schema at the same
 moment collide on PostgreSQL's enum types or SQLite's ``alembic_version`` (stack notes §4.3,
-reproduced here: 3 of 6 three-way races failed); the loser simply retries once the winner is done.
+reproduced here: 3 of 6 three-way PostgreSQL races and 2 of 4 SQLite ones failed; SQLite also says
+"table … already exists"); the loser simply retries once the winner is done.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def open_storage(url: str, *, heartbeat_interval: int, grace_period: int, max_re
     """An ``RDBStorage`` with heartbeats and retry of stale trials; user errors become ``SedwattError``."""
     import sqlalchemy.exc
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-    from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random
+    from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random
 
     if heartbeat_interval < 1 or grace_period <= heartbeat_interval:
         raise SedwattError(
@@ -60,8 +61,17 @@ def open_storage(url: str, *, heartbeat_interval: int, grace_period: int, max_re
             "need an interval of at least 1 s and a grace period longer than it"
         )
 
+    def schema_race(exc: BaseException) -> bool:
+        """Errors of two processes creating the same schema (or SQLite's writer lock); not auth or network."""
+        if isinstance(exc, sqlalchemy.exc.IntegrityError | sqlalchemy.exc.ProgrammingError):
+            return True
+        # SQLite reports a table another process just created, and its writer lock, as OperationalError.
+        return isinstance(exc, sqlalchemy.exc.OperationalError) and any(
+            text in str(exc) for text in ("already exists", "database is locked")
+        )
+
     @retry(
-        retry=retry_if_exception_type(sqlalchemy.exc.DBAPIError),  # IntegrityError: the fresh-schema race
+        retry=retry_if_exception(schema_race),
         stop=stop_after_attempt(6),
         wait=wait_random(0.2, 1.5),
         reraise=True,
@@ -77,8 +87,9 @@ def open_storage(url: str, *, heartbeat_interval: int, grace_period: int, max_re
     try:
         with quiet_optuna_warnings():
             return connect()
-    except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError, ImportError, ValueError) as exc:
-        raise SedwattError(f"--storage {safe_url(url)}: cannot open it ({exc.__class__.__name__}: {exc})") from None
+    except (sqlalchemy.exc.ArgumentError, ImportError, ValueError) as exc:
+        hint = " (psycopg 3 is what sedwatt installs: use postgresql+psycopg://)" if "psycopg2" in url else ""
+        raise SedwattError(f"--storage {safe_url(url)}: cannot open it ({exc.__class__.__name__}: {exc}){hint}") from None
     except sqlalchemy.exc.OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
         raise SedwattError(f"--storage {safe_url(url)}: cannot reach it ({reason})") from None
