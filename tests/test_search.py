@@ -195,6 +195,36 @@ def test_the_mlflow_run_project_run_becomes_the_parent(tiny_data, store, trackin
     assert len(runs) == 3  # the project run and two trials: no stray parent was made
 
 
+def test_the_energy_stop_ends_a_real_trial_and_says_why(tiny_data, store, tracking, one_thread):
+    """A finished trial that reached F1 = 1 for almost no energy: a new trial cannot catch up, so it stops."""
+    optuna_url = f"sqlite:///{store['root'] / 'optuna-stop.db'}"
+    study = optuna.create_study(study_name="stop", storage=optuna_url, directions=["maximize", "minimize"])
+    dist = {"batch_size": optuna.distributions.CategoricalDistribution([64])}
+    study.add_trial(optuna.create_trial(params={"batch_size": 64}, distributions=dist, values=[1.0, 1e-9]))
+    settings = SearchSettings(
+        config_path=None,
+        overrides=[*search_overrides(store["root"], store["cache"]), "train.epochs=3"],
+        data=tiny_data,
+        n_trials=2,
+        study_name="stop",
+        storage=optuna_url,
+        space=SearchSpace(batch_size=[64]),
+        energy_stop_beta=1.0,
+        heartbeat_interval=2,
+        grace_period=10,
+    )
+    run_worker(settings)
+    trial = optuna.load_study(study_name="stop", storage=optuna_url).trials[1]
+    assert trial.state.name == "COMPLETE" and trial.user_attrs["epochs_run"] == 1
+    reason = trial.user_attrs["stop_reason"]
+    assert reason.startswith("pareto-energy") and "trial 0 (F1 1.000)" in reason
+    run = tracking.get_run(trial.user_attrs[RUN_ATTR])
+    assert run.data.tags["sedwatt.stop_reason"] == reason
+    f1 = history_steps(tracking, run.info.run_id, "val_f1")
+    assert sorted(f1) == [1]  # stopped after epoch 1 of 3
+    assert trial.values == pytest.approx([f1[1], run.data.metrics["energy_total_kwh"]])
+
+
 @pytest.mark.parametrize("deleted", [False, True])
 def test_a_parent_run_missing_from_the_store_is_a_user_error(store, tracking, tmp_path, deleted):
     optuna_url = f"sqlite:///{tmp_path / 'optuna.db'}"
