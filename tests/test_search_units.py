@@ -21,7 +21,15 @@ from sedwatt.search.objectives import objective_values
 from sedwatt.search.report import pareto_frame, study_summary, write_study_report
 from sedwatt.search.space import SearchSpace, load_space, overrides_for
 from sedwatt.search.storage import open_storage, safe_url
-from sedwatt.search.study import is_surplus, make_sampler, nsga2_population, trial_counts, worker_seed
+from sedwatt.search.study import (
+    SearchSettings,
+    is_surplus,
+    join_study,
+    make_sampler,
+    nsga2_population,
+    trial_counts,
+    worker_seed,
+)
 from sedwatt.training.callbacks import RunState
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -303,6 +311,17 @@ def test_workers_creating_a_fresh_sqlite_schema_at_once_all_get_in(tmp_path):
         for thread in threads:
             thread.join()
         assert errors == []
+
+
+def test_a_study_with_other_directions_is_refused_before_anything_is_made(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    optuna.create_study(study_name="single", storage=url, direction="maximize")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns.db'}")
+    settings = SearchSettings(config_path=None, overrides=[], data=tmp_path, n_trials=1, study_name="single",
+                              storage=url, space=SearchSpace(), heartbeat_interval=2, grace_period=10)  # fmt: skip
+    with pytest.raises(SedwattError, match="--study-name single: this study exists with directions"):
+        join_study(settings, load_config(None), None)
+    assert not (tmp_path / "mlruns.db").exists()
 
 
 # --- report ---------------------------------------------------------------------------------------

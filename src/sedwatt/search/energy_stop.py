@@ -59,11 +59,9 @@ class ParetoEnergyStop(Callback):
 
     def on_epoch_end(self, state: RunState, metrics: dict[str, float]) -> None:
         spent = metrics.get("energy_cum_kwh")
-        if spent is None or not state.history:
-            return
+        if spent is None or not state.history or len(state.history) >= state.config.train.epochs:
+            return  # nothing measured, or the last epoch: nothing left to save
         reach = plausible_f1(state.history, state.config.train.epochs, self.window)
-        if len(state.history) >= state.config.train.epochs:
-            return  # the last epoch: nothing left to save
         best = dominating_trial(self.study.best_trials, spent, reach, self.beta)
         if best is None:
             return

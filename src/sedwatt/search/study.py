@@ -129,6 +129,8 @@ def join_study(settings: SearchSettings, base: SedwattConfig, candidate_run_id: 
         max_retry=settings.max_retry,
     )
     study = _load_study(storage, settings.study_name)
+    if study is not None:
+        _check_directions(study)  # before anything is made for it
     parent = runs.current_parent(study) if study is not None else None
     created = False
     own_run: str | None = None
@@ -153,7 +155,6 @@ def join_study(settings: SearchSettings, base: SedwattConfig, candidate_run_id: 
                 study.set_metric_names(list(METRIC_NAMES))
         else:
             parent = runs.wait_for_parent(study, settings.parent_wait_s) or runs.claim_parent(study, own_run)
-    _check_directions(study)
 
     from mlflow import MlflowClient
 
