@@ -11,21 +11,26 @@ upstream-structured reference. Variants run interleaved, one step each per round
 
     python benchmarks/model_levers.py                    # 2 threads, [24, 128, 626], 3 timed steps
     python benchmarks/model_levers.py --steps 5 --only upstream "ours + fast_dropout"
+    python benchmarks/model_levers.py --thp              # large tensors on transparent huge pages
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import os
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-from tqdm.auto import tqdm
+if "--thp" in sys.argv:  # read by torch at its first allocation, so set before anything allocates
+    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -102,6 +107,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="timed steps per variant (after one warm-up)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--compile", action="store_true", help="also time torch.compile of ours + fast_dropout")
+    parser.add_argument(
+        "--thp", action="store_true", help="THP_MEM_ALLOC_ENABLE=1: torch backs large tensors with huge pages (all variants)"
+    )
     parser.add_argument("--only", nargs="*", default=None, help="variant names to run (default: all)")
     args = parser.parse_args()
 
@@ -110,14 +118,18 @@ def main() -> None:
     frames = args.frames or config.n_feature_frames
     torch.manual_seed(0)
     x = torch.rand(args.batch, config.features.n_mels, frames)
-    print(f"torch {torch.__version__}, {args.threads} threads, input {list(x.shape)}, median of {args.steps} steps")
+    thp = os.environ.get("THP_MEM_ALLOC_ENABLE", "0")
+    print(
+        f"torch {torch.__version__}, {args.threads} threads, input {list(x.shape)}, median of {args.steps} steps, "
+        f"THP_MEM_ALLOC_ENABLE={thp}"
+    )
 
     variants: dict[str, Callable[[], torch.nn.Module]] = {"upstream": lambda: UpstreamCRNN.from_config(config)}
     for name, levers in LEVERS.items():
         variants[name] = lambda levers=levers: build_crnn(with_levers(config, **levers))
     if args.compile:
-        variants["ours + fast_dropout + torch.compile"] = lambda: torch.compile(
-            build_crnn(with_levers(config, fast_dropout=True))
+        variants["ours + fast_dropout + channels_last + torch.compile"] = lambda: torch.compile(
+            build_crnn(with_levers(config, fast_dropout=True, channels_last=True))
         )
     if args.only:
         unknown = set(args.only) - set(variants)

@@ -1,9 +1,11 @@
 """An upstream-structured DCASE 2022 CRNN, written from the recipe's description (baseline.md §2).
 
 It has the DESED_task module names (``cnn.cnn.conv0``, ``cnn.cnn.batchnorm0``, ``cnn.cnn.glu0.linear``,
-``rnn.rnn``, ``dense``, ``dense_softmax``) and upstream's way of computing each layer (permute →
-Linear → permute for the GLU, torch dropout everywhere). Tests use it to check the weight mapping;
-benchmarks use it as the "upstream" speed reference on the same machine and torch.
+``cnn.cnn.dropout0``, ``cnn.cnn.pooling0``, …, ``rnn.rnn``, ``dense``, ``dense_softmax``) and upstream's
+way of computing each layer: the GLU permutes the map, applies its Linear and permutes back, then
+multiplies by sigmoid(x) — so the product, and the noise F.dropout draws for it, live in channels-last
+memory order — and every dropout is torch's. Tests use it to check the weight mapping and the
+dropout stream; benchmarks use it as the "upstream" speed reference on the same machine and torch.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ class GLU(nn.Module):
 
 
 class CNN(nn.Module):
-    def __init__(self, channels, pools, kernel=3, dropout=0.5) -> None:
+    def __init__(self, channels: tuple[int, ...], pools: tuple[tuple[int, int], ...], kernel: int = 3, dropout: float = 0.5):
         super().__init__()
         self.cnn = nn.Sequential()
         c_in = 1
@@ -50,14 +52,22 @@ class BidirectionalGRU(nn.Module):
 
 
 class UpstreamCRNN(nn.Module):
-    def __init__(self, n_mels=128, n_classes=10, channels=(16, 32, 64, 128, 128, 128, 128),
-                 pools=((2, 2), (2, 2), (1, 2), (1, 2), (1, 2), (1, 2), (1, 2)), rnn_hidden=128, dropout=0.5) -> None:  # fmt: skip
+    def __init__(
+        self,
+        n_mels: int = 128,
+        n_classes: int = 10,
+        channels: tuple[int, ...] = (16, 32, 64, 128, 128, 128, 128),
+        pools: tuple[tuple[int, int], ...] = ((2, 2), (2, 2), (1, 2), (1, 2), (1, 2), (1, 2), (1, 2)),
+        rnn_hidden: int = 128,
+        rnn_layers: int = 2,
+        dropout: float = 0.5,
+    ) -> None:
         super().__init__()
         self.cnn = CNN(channels, pools, dropout=dropout)
         freq = n_mels
         for _, f in pools:
             freq //= f
-        self.rnn = BidirectionalGRU(channels[-1] * freq, rnn_hidden)
+        self.rnn = BidirectionalGRU(channels[-1] * freq, rnn_hidden, rnn_layers)
         self.dropout = nn.Dropout(dropout)
         self.dense = nn.Linear(2 * rnn_hidden, n_classes)
         self.sigmoid = nn.Sigmoid()
@@ -67,7 +77,8 @@ class UpstreamCRNN(nn.Module):
     @classmethod
     def from_config(cls, config) -> UpstreamCRNN:
         m = config.model
-        return cls(config.features.n_mels, m.n_classes, tuple(m.channels), tuple(tuple(p) for p in m.pools), m.rnn_hidden)
+        pools = tuple((int(t), int(f)) for t, f in m.pools)
+        return cls(config.features.n_mels, m.n_classes, tuple(m.channels), pools, m.rnn_hidden, m.rnn_layers, m.conv_dropout)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = x.transpose(1, 2).unsqueeze(1)
