@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -223,6 +224,39 @@ def test_the_energy_stop_ends_a_real_trial_and_says_why(tiny_data, store, tracki
     f1 = history_steps(tracking, run.info.run_id, "val_f1")
     assert sorted(f1) == [1]  # stopped after epoch 1 of 3
     assert trial.values == pytest.approx([f1[1], run.data.metrics["energy_total_kwh"]])
+
+
+@pytest.mark.parametrize("precreated", [False, True])
+def test_workers_joining_at_once_agree_on_one_parent(store, tracking, tmp_path, precreated):
+    """The parent-run race: four workers open a new (or `optuna create-study`-made) study at the same moment."""
+    optuna_url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    experiment = f"race-{precreated}"
+    experiment_id = ensure_experiment(experiment)
+    if precreated:
+        optuna.create_study(study_name="race", storage=optuna_url, directions=["maximize", "minimize"])
+    settings = SearchSettings(config_path=None, overrides=[], data=tmp_path, n_trials=1, study_name="race",
+                              storage=optuna_url, space=SearchSpace(), heartbeat_interval=2, grace_period=10)  # fmt: skip
+    base = load_config(None, [f"tracking.experiment={experiment}"])
+    handles, errors = [], []
+
+    def join():
+        try:
+            handles.append(join_study(settings, base, None))
+        except BaseException as exc:  # noqa: BLE001 - collected for the assert
+            errors.append(exc)
+
+    threads = [threading.Thread(target=join) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    parents = {h.parent_run_id for h in handles}
+    assert len(parents) == 1
+    assert sum(h.created for h in handles) == (0 if precreated else 1)
+    active = tracking.search_runs([experiment_id], "tags.`sedwatt.kind` = 'search'")
+    assert [r.info.run_id for r in active] == list(parents)  # the losers' runs were deleted
+    assert optuna.get_all_study_names(optuna_url) == ["race"]  # no lock left behind
 
 
 @pytest.mark.parametrize("deleted", [False, True])

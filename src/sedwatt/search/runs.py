@@ -3,9 +3,9 @@
 The parent run's id is a study user attribute, so every worker on every machine nests its trials
 under the same run. Who makes it must be decided once: the worker whose ``create_study`` succeeds
 (a unique insert, so exactly one wins) records its run right away; the others wait for that
-attribute. Only when the study was made beforehand (``optuna create-study``) and has no parent yet
-do workers claim it by last-write-wins, which two workers starting in the same second can still
-split; every trial rereads the attribute, so the trials converge on one parent anyway.
+attribute. When the study was made beforehand (``optuna create-study``) and has no parent yet,
+workers take a lock (``claim_parent``) and the first one records its run. Every trial rereads the
+attribute, so even a parent recorded late is the one all later trials nest under.
 
 Under ``mlflow run -e search`` the project's run (``MLFLOW_RUN_ID``) is this worker's candidate for
 the parent; a worker whose candidate loses tags its project run with the real parent's id.
@@ -70,13 +70,32 @@ def current_parent(study: Any) -> str | None:
     return study.user_attrs.get(PARENT_ATTR)  # read from the storage every time (never cached)
 
 
-def claim_parent(study: Any, run_id: str, settle_s: float = 1.0) -> str:
-    """Last write wins among workers that found no parent; returns the winner after a settle time."""
-    if current_parent(study):
-        return current_parent(study)
-    study.set_user_attr(PARENT_ATTR, run_id)
-    time.sleep(settle_s)
-    return current_parent(study) or run_id
+def claim_parent(study: Any, storage: Any, run_id: str, wait_s: float, settle_s: float = 1.0) -> str:
+    """Record ``run_id`` as parent unless one exists, under a lock; returns the study's parent.
+
+    The lock is a second study, ``<name>.parent-lock``: creating a study is a unique insert, so one
+    worker holds it, checks again and writes; the others wait for what it wrote. A lock left behind
+    by a worker that died holding it ends in last-write-wins after ``wait_s``.
+    """
+    import optuna
+
+    lock = f"{study.study_name}.parent-lock"
+    try:
+        optuna.create_study(study_name=lock, storage=storage)
+    except optuna.exceptions.DuplicatedStudyError:
+        parent = wait_for_parent(study, wait_s)
+        if parent:
+            return parent
+        logger.warning("study %s: stale %s, recording the parent run without it", study.study_name, lock)
+        study.set_user_attr(PARENT_ATTR, run_id)
+        time.sleep(settle_s)
+        return current_parent(study) or run_id
+    try:
+        if not current_parent(study):
+            study.set_user_attr(PARENT_ATTR, run_id)
+        return current_parent(study) or run_id
+    finally:
+        optuna.delete_study(study_name=lock, storage=storage)
 
 
 def reopen_parent(run_id: str) -> None:

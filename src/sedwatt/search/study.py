@@ -139,7 +139,9 @@ def join_study(settings: SearchSettings, base: SedwattConfig, candidate_run_id: 
             own_run = candidate_run_id
         else:
             own_run = runs.create_parent_run(ensure_experiment(base.tracking.experiment), settings.study_name)
+        wait_s = min(2.0, settings.parent_wait_s)  # a study found without parent: made by `optuna create-study`?
         if study is None:
+            wait_s = settings.parent_wait_s  # if another worker wins the creation, it records its parent next
             try:
                 with quiet_optuna_warnings():
                     study = optuna.create_study(
@@ -154,7 +156,9 @@ def join_study(settings: SearchSettings, base: SedwattConfig, candidate_run_id: 
             with quiet_optuna_warnings():
                 study.set_metric_names(list(METRIC_NAMES))
         else:
-            parent = runs.wait_for_parent(study, settings.parent_wait_s) or runs.claim_parent(study, own_run)
+            parent = runs.wait_for_parent(study, wait_s) or runs.claim_parent(
+                study, storage, own_run, settings.parent_wait_s
+            )
 
     from mlflow import MlflowClient
 
