@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from sedwatt.atomic import write_atomic
 from sedwatt.errors import SedwattError
 from sedwatt.tracking.uri import redact_uri, sqlite_path
 
@@ -233,7 +234,7 @@ def analyze(
     )
     files.update(images)
     files["report.html"] = html
-    written = [render.write_atomic(out / name, data) for name, data in files.items()]
+    written = [write_atomic(out / name, data) for name, data in files.items()]
     timings["write"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - started
     return AnalysisResult(

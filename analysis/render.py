@@ -6,10 +6,6 @@ per format do it; HTML escaping comes from markupsafe (jinja2's own dependency).
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
-
 from markupsafe import escape
 
 from .tables import Table
@@ -75,15 +71,3 @@ def html(table: Table) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{notes}"
 
 
-def write_atomic(path: Path, data: str | bytes) -> Path:
-    """Write to a temporary file beside ``path`` and rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

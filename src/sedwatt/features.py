@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ import torch
 import torchaudio
 import torchaudio.functional as AF
 
+from sedwatt.atomic import atomic_path
 from sedwatt.config import FeatureConfig
 
 
@@ -89,11 +89,5 @@ class MelCache:
 
     def put(self, key: str, mel: np.ndarray) -> None:
         # write-then-rename: concurrent workers and killed runs never leave a torn file behind
-        fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.save(fh, mel)
-            os.replace(tmp, self.directory / f"{key}.npy")
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(self.directory / f"{key}.npy") as tmp, open(tmp, "wb") as fh:
+            np.save(fh, mel)

@@ -13,11 +13,10 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from sedwatt.atomic import write_atomic
 from sedwatt.config import EnergyConfig
 from sedwatt.energy.nvml import GpuPlan
 from sedwatt.energy.tracker import EnergySession, Segment
@@ -57,15 +56,7 @@ def write_csv_atomic(path: Path, rows: list[dict[str, Any]], columns: tuple[str,
     writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(buffer.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, buffer.getvalue())
 
 
 class EnergyCallback(Callback):

@@ -31,11 +31,10 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from sedwatt.atomic import write_atomic
 from sedwatt.training.callbacks import Callback, RunState
 
 logger = logging.getLogger(__name__)
@@ -127,19 +126,6 @@ def summary_metrics(history: list[dict[str, float]]) -> dict[str, float]:
     return out
 
 
-def _write_text_atomic(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def artifact_entries(artifacts: dict[str, Any]) -> list[tuple[Path, str | None]]:
     """``state.info["artifacts"]`` → (local path, artifact folder) pairs."""
     entries: list[tuple[Path, str | None]] = []
@@ -217,7 +203,7 @@ class MLflowCallback(Callback):
         self.log.submit(batch_op(self.run_id, tags=self._tags(state)))
         import yaml
 
-        config_file = _write_text_atomic(
+        config_file = write_atomic(
             Path(state.out_dir) / "tracking" / "config.yaml",
             yaml.safe_dump(state.config.model_dump(mode="json"), sort_keys=False),
         )

@@ -7,10 +7,10 @@ temporary file and renamed, so a crash never leaves a half-written PNG.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+
+from sedwatt.atomic import atomic_path
 
 
 def has_curve(history: Sequence[dict[str, float]], x_key: str = "energy_cum_kwh", y_key: str = "val_f1") -> bool:
@@ -49,13 +49,6 @@ def plot_f1_vs_energy(
     ax.legend(loc="lower right", fontsize="small")
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path

@@ -19,13 +19,13 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sedwatt.atomic import write_atomic
 from sedwatt.tracking.params import reconcile_params
 from sedwatt.tracking.uri import redact_uri
 
@@ -208,17 +208,7 @@ def rewrite_spool(path: Path, ops: list[Op]) -> None:
     if not ops:
         path.unlink(missing_ok=True)
         return
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for op in ops:
-                handle.write(json.dumps(op) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, "".join(json.dumps(op) + "\n" for op in ops), fsync=True)
 
 
 def sync_hint(path: Path, count: int) -> str:
