@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     if subprocess.run(cmd, env=env).returncode != 0:
         print("sedwatt demo: the training run failed", file=sys.stderr)
         return 2
+    trained = _latest_main_run(args.experiment)
 
     if not args.skip_search:
         _step(f"3/4 search: {args.search_trials} trials over batch size, {args.search_epochs} epochs each")
@@ -87,5 +88,30 @@ def run(args: argparse.Namespace) -> int:
     if code != 0:
         return code
     print(f"\nreport: {report / 'report.html'}")
-    print(f"MLflow UI: mlflow ui --backend-store-uri {uri}")
+    if trained is not None:
+        m = trained.data.metrics
+        print(
+            f"training run: {trained.info.run_id}  best val_f1 {m.get('best_val_f1', float('nan')):.3f}"
+            f"  energy {1000 * m.get('energy_total_kwh', float('nan')):.3f} Wh"
+        )
+    print(f"MLflow UI: mlflow ui --backend-store-uri {uri}   then open http://127.0.0.1:5000", end="")
+    print(f"/#/experiments/{trained.info.experiment_id}/runs/{trained.info.run_id}" if trained is not None else "")
     return 0
+
+
+def _latest_main_run(experiment: str):  # -> mlflow.entities.Run | None
+    """The run `mlflow run -e main` just made: the newest run of the experiment from the main entry point."""
+    import mlflow
+
+    runs = mlflow.search_runs(
+        experiment_names=[experiment],
+        filter_string="tags.`mlflow.project.entryPoint` = 'main'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
+    )
+    if not runs:
+        return None
+    run = runs[0]
+    print(f"training run id: {run.info.run_id}", flush=True)
+    return run
