@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--experiment", default="sedwatt-demo")
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the cpu_demo config's)")
     parser.add_argument("--search-trials", type=int, default=3)
-    parser.add_argument("--search-epochs", type=int, default=3)
+    parser.add_argument("--search-epochs", type=int, default=8)
     parser.add_argument("--skip-search", action="store_true")
     parser.set_defaults(func=run)
 
@@ -87,7 +87,6 @@ def run(args: argparse.Namespace) -> int:
     code = sedwatt(["analyze", "--experiment", args.experiment, "--out", str(report)])
     if code != 0:
         return code
-    print(f"\nreport: {report / 'report.html'}")
     if trained is not None:
         m = trained.data.metrics
         print(
