@@ -72,6 +72,8 @@ def main() -> None:
     variants["ours (as configured)"] = build_crnn(config)
     fast = config.model.model_copy(update={"fast_dropout": True})
     variants["ours (fast dropout)"] = build_crnn(config.model_copy(update={"model": fast}))
+    fast_cl = config.model.model_copy(update={"fast_dropout": True, "channels_last": True})
+    variants["ours (fast + chan.-last)"] = build_crnn(config.model_copy(update={"model": fast_cl}))
 
     medians: dict[str, float] = {}
     for name, model in variants.items():
