@@ -27,6 +27,17 @@ def test_failure_keeps_old_content_and_cleans_up(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]
 
 
+def test_default_mode_follows_umask(tmp_path):
+    import os
+
+    old = os.umask(0o027)
+    try:
+        target = write_atomic(tmp_path / "runs.csv", "a\n")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+
+
 def test_mode_is_applied(tmp_path):
     # mkstemp alone gives 0o600: ask for something else to see the mode take effect
     target = write_atomic(tmp_path / "report.html", "<p>", mode=0o644)

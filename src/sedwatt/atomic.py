@@ -13,15 +13,30 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _umask_mode() -> int:
+    """What ``open(path, "w")`` would give a new file (mkstemp alone gives 0o600, surprising for shared reports)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # no /proc: read it the portable way, and put it back at once
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path | str, *, suffix: str = ".tmp", mode: int | None = None) -> Iterator[Path]:
-    """A temporary path beside ``path``: renamed onto ``path`` when the block succeeds, removed when it fails."""
+    """A temporary path beside ``path``: renamed onto ``path`` when the block succeeds, removed when it fails.
+
+    The file gets ``mode``, else the mode the current umask gives a new file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     try:
-        if mode is not None:
-            os.fchmod(fd, mode)
+        os.fchmod(fd, _umask_mode() if mode is None else mode)
     finally:
         os.close(fd)
     try:
