@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from sedwatt.cli.common import add_set_flag
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -29,14 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--checkpoint", default=None, metavar="FILE", help="upstream DESED_task checkpoint (student weights) instead of seeded ones"
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="data.*, energy.*, train.device or train.val_batch_size (the model itself is fixed)",
-    )
+    add_set_flag(parser, "data.*, energy.*, train.device or train.val_batch_size (the model itself is fixed)")
     parser.add_argument("--run-name", default=None, help="MLflow run name of the calibration")
     parser.add_argument("--out", default=None, metavar="DIR", help="also keep each pass's files here")
     parser.set_defaults(func=run)

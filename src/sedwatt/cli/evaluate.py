@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from sedwatt.cli.common import add_set_flag
+
 TABLE_KEYS = (
     "psds1",
     "psds2",
@@ -35,14 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--data", required=True, metavar="DIR", help="DESED-layout dataset root holding the dev-test set")
     parser.add_argument("--config", default=None, help="YAML config (default: the training run's config.yaml)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config field, e.g. --set train.device=cpu (repeatable)",
-    )
+    add_set_flag(parser, "override a config field, e.g. --set train.device=cpu")
     parser.add_argument("--run-name", default=None, help="MLflow run name of the evaluation")
     parser.add_argument(
         "--out", default=None, metavar="DIR", help="also keep the operating-point TSVs, per-class JSON and energy CSVs here"
