@@ -12,6 +12,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -98,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _latest_main_run(experiment: str):  # -> mlflow.entities.Run | None
+def _latest_main_run(experiment: str) -> Run | None:
     """The run `mlflow run -e main` just made: the newest run of the experiment from the main entry point."""
     import mlflow
 
