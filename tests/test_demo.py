@@ -51,5 +51,6 @@ def test_demo_chain_prints_run_id_ui_and_report(tmp_path):
     assert len(trials) == 1 and trials[0].data.tags.get("mlflow.parentRunId")
     report = out / "report" / "report.html"
     assert report.is_file() and f"report: {report}" in done.stdout
+    assert (out / "outputs" / run_id / "checkpoints" / "last.pt").is_file()  # the demo keeps its files together
     runs_csv = (out / "report" / "runs.csv").read_text()
     assert run_id in runs_csv and trials[0].info.run_id in runs_csv

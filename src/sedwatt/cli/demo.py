@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     config = root / "configs" / "cpu_demo.yaml"
     demo_cfg = load_config(config)
     epochs = args.epochs or demo_cfg.train.epochs
+    outputs = out / "outputs"  # checkpoints and energy CSVs of the demo's runs, next to its data and report
 
     _step(f"1/4 dataset: sedwatt make-data {data} --preset {args.preset} --clip-seconds {demo_cfg.data.clip_seconds:g}")
     if (data / "sedwatt_dataset.json").is_file():
@@ -67,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         "--experiment-name", args.experiment,
         "-P", f"config={config}", "-P", f"data={data}", "-P", f"epochs={epochs}",
         "-P", f"batch_size={demo_cfg.train.batch_size}", "-P", f"seed={demo_cfg.train.seed}",
+        "-P", f"overrides=train.out_dir={outputs}",
     ]  # fmt: skip
     print(" ".join(cmd), flush=True)
     if subprocess.run(cmd, env=env).returncode != 0:
@@ -81,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
             ["search", "--config", str(config), "--data", str(data), "--n-trials", str(args.search_trials),
              "--epochs", str(args.search_epochs), "--storage", storage, "--study-name", "demo-batch-size",
              "--experiment", args.experiment, "--set", "tracking.registered_model_name=null",
-             "--set", "tracking.log_model=false"]
+             "--set", "tracking.log_model=false", "--set", f"train.out_dir={outputs}"]
         )  # fmt: skip
         if code != 0:
             return code
