@@ -72,18 +72,20 @@ def psds_result(
         warnings.simplefilter("ignore")  # pandas FutureWarnings and "similar operating point" notices
         for threshold, detections in tqdm(items, desc="PSDS operating points", disable=not progress):
             pe.add_operating_point(normalise_events(detections), info={"threshold": float(threshold)})
-        result = pe.psds(alpha_ct=params.alpha_ct, alpha_st=params.alpha_st, max_efpr=params.max_efpr)
+        # PSDSEval.psds() step by step, so that the per-class curves come from the same (costly) ROC pass
         _, _, tpr_vs_efpr = pe.psd_roc_curves(params.alpha_ct)
+        psd_roc = pe._effective_tp_ratio(tpr_vs_efpr, params.alpha_st)
+        value = pe._auc(psd_roc.xp, psd_roc.yp, params.max_efpr, params.alpha_st > 0) / params.max_efpr
         class_names = sorted(set(pe.class_names) - {_world_label()})
         per_class = {
             name: float(pe._auc(tpr_vs_efpr.xp, tpr_vs_efpr.yp[i], params.max_efpr) / params.max_efpr)
             for i, name in enumerate(class_names)
         }
     return PSDSResult(
-        value=float(result.value),
+        value=float(value),
         per_class=per_class,
-        efpr=np.asarray(result.plt.xp, dtype=float),
-        etpr=np.asarray(result.plt.yp, dtype=float),
+        efpr=np.asarray(psd_roc.xp, dtype=float),
+        etpr=np.asarray(psd_roc.yp, dtype=float),
     )
 
 
