@@ -181,7 +181,7 @@ def run_devtest(
     model = model.to(device).eval()
     warm_up(model, devset, config, device)
     with measure_energy(config.energy, out_dir / "energy", energy_name, device=str(device)) as energy:
-        ((strong, _weak),) = predict([model], devset.dataset, config, device)
+        ((strong, _weak),) = predict([model], devset.dataset, config, device, progress=progress, desc="dev-test")
         scores = score_strong_outputs(strong, devset, config, out_dir / OPERATING_POINTS_DIR, progress=progress)
     per_class_file = out_dir / PER_CLASS_FILE
     per_class_file.write_text(json.dumps(json_safe(scores.per_class), indent=2, sort_keys=True))

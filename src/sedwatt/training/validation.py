@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
 
 from sedwatt.config import SedwattConfig
 from sedwatt.data.datasets import ClipDataset, TrainingData
@@ -26,6 +27,9 @@ def predict(
     dataset: ClipDataset,
     config: SedwattConfig,
     device: torch.device,
+    *,
+    progress: bool = False,
+    desc: str = "predict",
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """(strong [N, C, T], weak [N, C]) per model, in dataset order; one feature pass for all models."""
     outputs: list[tuple[list[np.ndarray], list[np.ndarray]]] = [([], []) for _ in models]
@@ -36,7 +40,7 @@ def predict(
     for m in models:
         m.eval()
     try:
-        for mel, _strong, _weak, _idx in loader:
+        for mel, _strong, _weak, _idx in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress):
             x = log_normalise(mel.to(device), config.features)
             with autocast(device, config.train.precision):
                 for (strongs, weaks), model in zip(outputs, models, strict=True):
