@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         "--experiment-name", args.experiment,
         "-P", f"config={config}", "-P", f"data={data}", "-P", f"epochs={epochs}",
         "-P", f"batch_size={demo_cfg.train.batch_size}", "-P", f"seed={demo_cfg.train.seed}",
-        "-P", f"overrides=train.out_dir={outputs}",
+        "-P", f"overrides=train.out_dir={shlex.quote(str(outputs))}",
     ]  # fmt: skip
     print(" ".join(cmd), flush=True)
     if subprocess.run(cmd, env=env).returncode != 0:
