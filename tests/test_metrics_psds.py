@@ -103,3 +103,55 @@ def test_needs_operating_points_and_references():
         psds({}, gt, durations(1))
     with pytest.raises(SedwattError):
         psds({0.5: gt}, events([]), durations(1))
+
+
+def separated(seed: int, n_clips: int = 60):
+    """Frame scores for classes a, b, c and d (d has no reference event), references with gaps between
+    same-class events (sed_scores_eval rejects touching ones), one clip with a duration but no scores."""
+    rng = np.random.default_rng(seed)
+    classes = (*CLASSES, "d")
+    names = [f"c{i}.wav" for i in range(n_clips)]
+    target = np.zeros((n_clips, len(classes), 100))
+    rows = []
+    for i, name in enumerate(names):
+        for _ in range(rng.integers(0, 4)):
+            start = int(rng.integers(0, 90))
+            stop = int(min(start + rng.integers(3, 40), 100))
+            k = int(rng.integers(len(CLASSES)))
+            if target[i, k, max(start - 1, 0) : stop + 1].any():
+                continue
+            target[i, k, start:stop] = 1
+            rows.append((name, round(start * 0.1 + 0.013, 3), round(stop * 0.1 - 0.021, 3), classes[k]))
+    rows.append((f"c{n_clips}.wav", 2.0, 4.0, "a"))  # in a clip that has no scores: always missed
+    scores = 1 / (1 + np.exp(-(3 * target - 1.5 + 2.0 * rng.normal(size=target.shape))))
+    return scores, names, classes, events(rows), durations(n_clips + 1)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("scenario", [1, 2])
+def test_sed_scores_eval_backend_matches_psds_eval(scenario, seed):
+    pytest.importorskip("sed_scores_eval")
+    from sedwatt.metrics import psds_from_scores
+
+    scores, names, classes, gt, dur = separated(seed)
+    timing = dict(median_filter=7, frame_seconds=0.1, clip_seconds=10.0, classes=classes)
+    reference = psds_from_scores(scores, names, gt, dur, scenario, backend="psds_eval", **timing)
+    fast = psds_from_scores(scores, names, gt, dur, scenario, backend="sed_scores_eval", **timing)
+    assert 0.0 < reference.value < 1.0
+    assert fast.value == pytest.approx(reference.value, abs=1e-9)
+    assert set(fast.per_class) == set(reference.per_class) == {"a", "b", "c"}
+    for name, area in reference.per_class.items():
+        assert fast.per_class[name] == pytest.approx(area, abs=1e-9)
+
+
+def test_sed_scores_eval_backend_rejects_touching_references():
+    pytest.importorskip("sed_scores_eval")
+    from sedwatt.metrics import psds_from_scores
+
+    gt = events([("c0.wav", 1.0, 2.0, "a"), ("c0.wav", 2.0, 3.0, "a"), ("c1.wav", 1.0, 2.0, "b")])
+    scores = np.zeros((2, len(CLASSES), 100))
+    with pytest.raises(SedwattError, match="touching"):
+        psds_from_scores(
+            scores, ["c0.wav", "c1.wav"], gt, durations(2), frame_seconds=0.1, clip_seconds=10.0,
+            classes=CLASSES, backend="sed_scores_eval",
+        )

@@ -9,7 +9,15 @@ from sedwatt.metrics.collar import collar_f1
 from sedwatt.metrics.decode import decode, decode_thresholds, median_filter_binary
 from sedwatt.metrics.events import normalise_events
 from sedwatt.metrics.intersection import IntersectionCounts, IntersectionScorer, intersection_f1
-from sedwatt.metrics.psds import PSDS_THRESHOLDS, SCENARIOS, PSDSResult, Scenario, psds, psds_result
+from sedwatt.metrics.psds import (
+    PSDS_THRESHOLDS,
+    SCENARIOS,
+    PSDSResult,
+    Scenario,
+    psds,
+    psds_from_scores,
+    psds_result,
+)
 from sedwatt.metrics.weak import weak_f1
 
 __all__ = [
@@ -26,6 +34,7 @@ __all__ = [
     "median_filter_binary",
     "normalise_events",
     "psds",
+    "psds_from_scores",
     "psds_result",
     "weak_f1",
 ]
