@@ -7,9 +7,11 @@ Generates frame scores for 2,500 clips (the synthetic-validation size; 10 classe
 - the recipe's: per clip ``scipy.ndimage.median_filter((7, 1))`` and dcase_util's
   ``find_contiguous_regions`` per class, a DataFrame, then ``PSDSEval(...)`` + ``compute_macro_f_score``
   at 0.7 and 0.5 (DESED_task builds a PSDSEval per call), NaN classes counted as 0;
-and prints both times, the ratio, and whether the F1 values agree (to 1e-9).
+and prints both times, the ratio, and whether the F1 values agree (to 1e-9). With ``--psds``, also
+times PSDS1+PSDS2 from the same frame scores (``psds_from_scores``) through psds_eval and through
+sed_scores_eval, and prints both values.
 
-    python benchmarks/metrics.py [--clips 2500] [--repeats 3]
+    python benchmarks/metrics.py [--clips 2500] [--repeats 3] [--psds]
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from sedwatt.config import DESED_CLASSES
-from sedwatt.metrics import IntersectionScorer, decode
+from sedwatt.metrics import IntersectionScorer, decode, psds_from_scores
 from sedwatt.metrics.reference import psds_eval_object
 
 FRAME_SECONDS = 256 * 4 / 16000
@@ -117,6 +119,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=2500)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--psds", action="store_true", help="also time PSDS through both backends")
     args = parser.parse_args()
     scores, names, ground_truth, durations = generate(args.clips)
     start = time.perf_counter()
@@ -131,6 +134,20 @@ def main() -> None:
     print(f"recipe: {t_recipe * 1000:9.1f} ms  F1 0.7/0.5 = {f_recipe}")
     print(f"same_value={same}")
     print(f"speedup={t_recipe / t_ours:.1f}x")
+    if args.psds:
+        timing = {"frame_seconds": FRAME_SECONDS, "clip_seconds": CLIP_SECONDS, "classes": DESED_CLASSES}
+        found = {}
+        for backend in ("psds_eval", "sed_scores_eval"):
+            start = time.perf_counter()
+            found[backend] = [
+                psds_from_scores(scores, names, ground_truth, durations, s, backend=backend, **timing).value
+                for s in (1, 2)
+            ]
+            found[backend].append(time.perf_counter() - start)
+        (a1, a2, ta), (b1, b2, tb) = found["psds_eval"], found["sed_scores_eval"]
+        print(f"PSDS1/PSDS2 psds_eval:       {a1:.9f} {a2:.9f}  {ta:7.2f} s")
+        print(f"PSDS1/PSDS2 sed_scores_eval: {b1:.9f} {b2:.9f}  {tb:7.2f} s")
+        print(f"psds_max_difference={max(abs(a1 - b1), abs(a2 - b2)):.2e} psds_speedup={ta / tb:.1f}x")
 
 
 if __name__ == "__main__":
