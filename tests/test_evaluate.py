@@ -299,3 +299,26 @@ def test_bad_input_is_one_line_and_exit_2(trained, tiny_data, client, capsys, tm
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and expected in err, err
     assert len(client.search_runs([e.experiment_id for e in client.search_experiments()])) == before
+
+
+def test_psds_backend_sed_scores_eval_scores_the_devtest_alike(tiny_data, tmp_path):
+    """`validation.psds_backend=sed_scores_eval` gives evaluate the same PSDS as psds_eval on the 50 thresholds."""
+    pytest.importorskip("sed_scores_eval")
+    import numpy as np
+
+    from sedwatt.evaluation.devtest import load_devtest, score_strong_outputs
+
+    results = {}
+    for backend in ("psds_eval", "sed_scores_eval"):
+        config = load_config(None, ["data.clip_seconds=4.0", f"validation.psds_backend={backend}"])
+        devset = load_devtest(tiny_data, config)
+        rng = np.random.default_rng(5)
+        labels = np.stack([devset.dataset[i][1].numpy() for i in range(devset.n_clips)])
+        strong = 0.45 * labels + 0.6 * rng.random(labels.shape)  # a noisy detector: PSDS neither 0 nor 1
+        results[backend] = score_strong_outputs(strong, devset, config, tmp_path / backend)
+    reference, fast = results["psds_eval"], results["sed_scores_eval"]
+    assert 0.05 < reference.metrics["psds1"] < 0.95 and 0.05 < reference.metrics["psds2"] < 0.95, reference.metrics
+    for key, value in reference.metrics.items():
+        assert fast.metrics[key] == pytest.approx(value, abs=1e-9), key
+    for scenario in ("psds1", "psds2"):
+        assert fast.per_class[scenario] == pytest.approx(reference.per_class[scenario], abs=1e-9)

@@ -101,6 +101,7 @@ def score_strong_outputs(
         decode,
         decode_thresholds,
         psds,
+        psds_from_scores,
     )
 
     classes = tuple(config.data.classes)
@@ -114,7 +115,14 @@ def score_strong_outputs(
     metrics: dict[str, float] = {}
     per_class: dict[str, dict[str, float]] = {}
     for scenario in (1, 2):
-        value, classwise = psds(operating_points, devset.ground_truth, devset.durations, scenario, progress=progress)
+        if v.psds_backend == "psds_eval":
+            value, classwise = psds(operating_points, devset.ground_truth, devset.durations, scenario, progress=progress)
+        else:  # the same 50 thresholds and median filter, from the frame scores
+            result = psds_from_scores(
+                strong, devset.filenames, devset.ground_truth, devset.durations, scenario,
+                median_filter=v.median_filter, backend=v.psds_backend, **timing,
+            )  # fmt: skip
+            value, classwise = result.value, result.per_class
         metrics[f"psds{scenario}"], per_class[f"psds{scenario}"] = float(value), classwise
     scorer = IntersectionScorer(devset.ground_truth, devset.durations, classes)
     for key, criterion in (("intersection_f1_macro", 0.7), ("intersection_f1_macro_05", 0.5)):
