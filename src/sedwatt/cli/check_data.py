@@ -1,4 +1,8 @@
-"""`sedwatt check-data DIR`: validate a DESED-layout dataset and list every problem found."""
+"""`sedwatt check-data DIR`: validate a DESED-layout dataset and list every problem found.
+
+Problems exit with 2; warnings (exactly repeated strong-label rows, which DESED's own files may
+hold) are listed on stderr but leave the exit status at 0.
+"""
 
 from __future__ import annotations
 
@@ -44,10 +48,13 @@ def run(args: argparse.Namespace) -> int:
         events = sum(len(c.events or ()) for c in clip_set.clips)
         extra = f", {events} events" if clip_set.spec.kind == "strong" else ""
         print(f"{name:<12} {len(clip_set.clips):>6} clips{extra}")
+    for warning in scan.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if scan.problems:
         for problem in scan.problems:
             print(problem, file=sys.stderr)
         print(f"sedwatt check-data: {len(scan.problems)} problem(s) in {args.data}", file=sys.stderr)
         return 2
-    print(f"{args.data}: OK (fingerprint {scan.fingerprint})")
+    noted = f", {len(scan.warnings)} warning(s)" if scan.warnings else ""
+    print(f"{args.data}: OK{noted} (fingerprint {scan.fingerprint})")
     return 0

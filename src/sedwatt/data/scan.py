@@ -3,12 +3,14 @@
 ``scan_dataset`` reads the TSVs, checks that each referenced audio file exists and is readable and
 non-empty, that labels are known and events lie inside their clip, and that evaluation sets have
 durations for every clip. It returns what it found plus all problems; ``load_clips`` raises them
-as one ``DataProblems`` error, ``sedwatt check-data`` prints them all.
+as one ``DataProblems`` error, ``sedwatt check-data`` prints them all. Findings that do not stop
+training (exactly repeated strong-label rows) are ``warnings``: listed, never raised.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,8 @@ from sedwatt.data.layout import (
     SetSpec,
 )
 from sedwatt.errors import DataProblems, SedwattError
+
+logger = logging.getLogger(__name__)
 
 TRAINING_SETS: tuple[SetSpec, ...] = (SYNTH_TRAIN, WEAK, UNLABELLED, SYNTH_VAL)
 
@@ -66,6 +70,7 @@ class DatasetScan:
     sets: dict[str, ClipSet]
     problems: list[str]
     fingerprint: str
+    warnings: list[str] = field(default_factory=list)  # not problems: they never stop training
 
 
 def _probe(paths: list[Path], desc: str, progress: bool) -> dict[Path, tuple[int, int] | str]:
@@ -83,7 +88,14 @@ def _probe(paths: list[Path], desc: str, progress: bool) -> dict[Path, tuple[int
     return dict(zip(paths, results, strict=True))
 
 
-def _scan_set(layout: DesedLayout, spec: SetSpec, config: SedwattConfig, problems: list[str], progress: bool) -> ClipSet:
+def _scan_set(
+    layout: DesedLayout,
+    spec: SetSpec,
+    config: SedwattConfig,
+    problems: list[str],
+    progress: bool,
+    warnings: list[str] | None = None,
+) -> ClipSet:
     out = ClipSet(spec)
     audio_dir = layout.audio_dir(spec)
     classes = tuple(config.data.classes)
@@ -95,7 +107,7 @@ def _scan_set(layout: DesedLayout, spec: SetSpec, config: SedwattConfig, problem
     weak: tsv.WeakLabels | None = None
     if spec.kind == "strong":
         assert label_path is not None
-        strong = tsv.read_strong(label_path, classes, problems)
+        strong = tsv.read_strong(label_path, classes, problems, warnings)
         names = list(strong.events)
     elif spec.kind == "weak":
         assert label_path is not None
@@ -165,11 +177,12 @@ def scan_dataset(
 ) -> DatasetScan:
     root = Path(root)
     problems: list[str] = []
+    warnings: list[str] = []
     if not root.is_dir():
         return DatasetScan(root, {}, [f"{root}: dataset folder not found"], "")
     layout = DesedLayout(root)
-    found = {spec.name: _scan_set(layout, spec, config, problems, progress) for spec in sets}
-    return DatasetScan(root, found, problems, _fingerprint(layout, sets, found))
+    found = {spec.name: _scan_set(layout, spec, config, problems, progress, warnings) for spec in sets}
+    return DatasetScan(root, found, problems, _fingerprint(layout, sets, found), warnings)
 
 
 def load_clips(root: Path | str, config: SedwattConfig, sets: tuple[SetSpec, ...] = TRAINING_SETS) -> DatasetScan:
@@ -177,6 +190,11 @@ def load_clips(root: Path | str, config: SedwattConfig, sets: tuple[SetSpec, ...
     scan = scan_dataset(root, config, sets, progress=config.train.progress)
     if scan.problems:
         raise DataProblems(scan.problems)
+    if scan.warnings:
+        logger.warning(
+            "%s: %d warning(s), e.g. %s (run `sedwatt check-data` to list them)",
+            scan.root, len(scan.warnings), scan.warnings[0],
+        )
     return scan
 
 

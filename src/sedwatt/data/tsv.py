@@ -1,10 +1,14 @@
 """Read DESED's TSVs and report every problem with its file and line.
 
-Formats (baseline.md §6): strong ``filename onset offset event_label`` (a clip without events is one
-row with empty onset/offset/label), weak ``filename event_labels`` (comma-separated), durations
+Formats (DESED's metadata files): strong ``filename onset offset event_label`` (a clip without events
+is one row with empty onset/offset/label), weak ``filename event_labels`` (comma-separated), durations
 ``filename duration``. Line numbers count the header as line 1, as an editor shows them.
 Readers never raise on content: they return what parsed plus a list of problems, so
 ``sedwatt check-data`` can list them all at once.
+
+A strong row repeated exactly (same clip, onset, offset and label) is a warning, not a problem:
+DESED's own files may hold some, and the repeat changes nothing downstream (frame labels are set,
+not counted, and the metrics merge overlapping same-class events). It is kept and reported.
 """
 
 from __future__ import annotations
@@ -74,13 +78,20 @@ def _number(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def read_strong(path: Path, classes: tuple[str, ...], problems: list[str]) -> StrongLabels:
-    """Parse a strong TSV; bounds against clip durations are checked by the caller, who knows them."""
+def read_strong(
+    path: Path, classes: tuple[str, ...], problems: list[str], warnings: list[str] | None = None
+) -> StrongLabels:
+    """Parse a strong TSV; bounds against clip durations are checked by the caller, who knows them.
+
+    Exactly repeated event rows go to ``warnings`` (when given), one line per repeated row.
+    """
     out = StrongLabels()
     table = _read_table(path, STRONG_COLUMNS, problems)
     if table is None:
         return out
     known = set(classes)
+    seen: dict[tuple[str, float, float, str], list[int]] = {}  # event → every line that holds it
+    raw: dict[tuple[str, float, float, str], str] = {}  # event → its first row, as written
     for i, row in enumerate(table.itertuples(index=False), start=2):
         name, on_s, off_s, label = (str(getattr(row, c)).strip() for c in STRONG_COLUMNS)
         where = f"{path}:{i}"
@@ -110,7 +121,24 @@ def read_strong(path: Path, classes: tuple[str, ...], problems: list[str]) -> St
             continue
         events.append((onset, offset, label))
         lines.append(i)
+        key = (name, onset, offset, label)
+        seen.setdefault(key, []).append(i)
+        raw.setdefault(key, f"{name} {on_s} {off_s} {label}")
+    if warnings is not None:
+        warnings.extend(_duplicate_warnings(path, seen, raw))
     return out
+
+
+def _duplicate_warnings(
+    path: Path, seen: dict[tuple[str, float, float, str], list[int]], raw: dict[tuple[str, float, float, str], str]
+) -> list[str]:
+    """One line per event row that occurs more than once: file, every line number, and the row."""
+    return [
+        f"{path}:{lines[0]}: duplicated row {raw[key]!r} (same clip, onset, offset and label) "
+        f"at lines {', '.join(map(str, lines))}"
+        for key, lines in seen.items()
+        if len(lines) > 1
+    ]
 
 
 def read_weak(path: Path, classes: tuple[str, ...], problems: list[str]) -> WeakLabels:
