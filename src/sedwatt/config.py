@@ -7,8 +7,9 @@ errors: a typo in a config must not silently train the default.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -30,16 +31,17 @@ DESED_CLASSES: tuple[str, ...] = (
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: no float field of a run may be NaN or ±inf (`--set train.lr=.nan` is refused here).
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class DataConfig(_Section):
     """Where the DESED-layout dataset is and how clips become fixed-length 16 kHz mono."""
 
     root: Path | None = None
-    sample_rate: int = 16000
-    clip_seconds: float = 10.0
-    classes: tuple[str, ...] = DESED_CLASSES
+    sample_rate: int = Field(16000, gt=0)
+    clip_seconds: float = Field(10.0, gt=0)
+    classes: tuple[str, ...] = Field(DESED_CLASSES, min_length=1)
     weak_val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     weak_split_seed: int = 42
     # Recipe quirk (baseline.md §6): StronglyAnnotatedSet.dropna() drops clips without events.
@@ -47,46 +49,77 @@ class DataConfig(_Section):
     random_crop: bool = True
     feature_cache: bool = True
     cache_dir: Path | None = None
-    num_workers: int = 0
+    num_workers: int = Field(0, ge=0)
+
+    @field_validator("classes")
+    @classmethod
+    def _unique_classes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        repeated = sorted({c for c in value if value.count(c) > 1})
+        if repeated:
+            raise ValueError(f"class names must be unique; repeated: {', '.join(repeated)}")
+        return value
 
 
 class FeatureConfig(_Section):
     """Log-mel features exactly as the recipe (baseline.md §1)."""
 
-    n_fft: int = 2048
-    win_length: int = 2048
-    hop_length: int = 256
-    n_mels: int = 128
-    f_min: float = 0.0
-    f_max: float = 8000.0
-    amin: float = 1e-5
+    n_fft: int = Field(2048, ge=2)
+    win_length: int = Field(2048, ge=1)
+    hop_length: int = Field(256, ge=1)
+    n_mels: int = Field(128, ge=1)
+    f_min: float = Field(0.0, ge=0)
+    f_max: float = Field(8000.0, gt=0)
+    amin: float = Field(1e-5, gt=0)
     db_min: float = -50.0
     db_max: float = 80.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FeatureConfig:
+        if self.win_length > self.n_fft:
+            raise ValueError(f"win_length {self.win_length} is longer than n_fft {self.n_fft}")
+        if self.f_max <= self.f_min:
+            raise ValueError(f"f_max {self.f_max} must be above f_min {self.f_min}")
+        if self.db_max <= self.db_min:
+            raise ValueError(f"db_max {self.db_max} must be above db_min {self.db_min}")
+        return self
 
 
 class ModelConfig(_Section):
     """CRNN sizes; the defaults give the recipe's 1,112,420 trainable parameters."""
 
-    n_classes: int = 10
-    channels: list[int] = [16, 32, 64, 128, 128, 128, 128]
-    kernel_size: int = 3
-    pools: list[tuple[int, int]] = [(2, 2), (2, 2), (1, 2), (1, 2), (1, 2), (1, 2), (1, 2)]
-    conv_dropout: float = 0.5
-    bn_eps: float = 1e-3
-    bn_momentum: float = 0.99
-    rnn_hidden: int = 128
-    rnn_layers: int = 2
-    rnn_dropout: float = 0.0
-    head_dropout: float = 0.5
+    n_classes: int = Field(10, ge=1)
+    channels: list[Annotated[int, Field(ge=1)]] = Field([16, 32, 64, 128, 128, 128, 128], min_length=1)
+    kernel_size: int = Field(3, ge=1)
+    pools: list[tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]]] = Field(
+        [(2, 2), (2, 2), (1, 2), (1, 2), (1, 2), (1, 2), (1, 2)], min_length=1
+    )
+    conv_dropout: float = Field(0.5, ge=0.0, lt=1.0)
+    bn_eps: float = Field(1e-3, gt=0)
+    bn_momentum: float = Field(0.99, ge=0.0, le=1.0)
+    rnn_hidden: int = Field(128, ge=1)
+    rnn_layers: int = Field(2, ge=1)
+    rnn_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    head_dropout: float = Field(0.5, ge=0.0, lt=1.0)
     # Same Bernoulli(1-p) distribution from a cheaper random stream (8 mask bits per random byte);
     # only valid for p = 0.5. Off = torch's own dropout, bit-for-bit the upstream behaviour.
     fast_dropout: bool = False
     channels_last: bool = False
 
+    @field_validator("kernel_size")
+    @classmethod
+    def _odd_kernel(cls, value: int) -> int:
+        if value % 2 == 0:
+            raise ValueError(f"kernel size {value} must be odd (the convolution pads k // 2 to keep the map's size)")
+        return value
+
     @model_validator(mode="after")
     def _pools_match_channels(self) -> ModelConfig:
         if len(self.pools) != len(self.channels):
             raise ValueError(f"model.pools has {len(self.pools)} entries but model.channels has {len(self.channels)}")
+        if self.fast_dropout:
+            for name in ("conv_dropout", "head_dropout"):
+                if getattr(self, name) not in (0.0, 0.5):
+                    raise ValueError(f"{name} {getattr(self, name)}: fast_dropout draws Bernoulli(0.5) masks only (use 0, 0.5 or fast_dropout false)")
         return self
 
     @property
@@ -102,28 +135,28 @@ class TrainConfig(_Section):
 
     epochs: int = Field(200, ge=1)
     batch_size: int = Field(48, ge=4)
-    lr: float = 1e-3
-    betas: tuple[float, float] = (0.9, 0.999)
-    rampup_epochs: float = 50.0
-    rampup_exponent: float = -5.0
-    consistency_max: float = 2.0
-    ema_max_decay: float = 0.999
-    mixup_prob: float = 0.5
-    mixup_alpha: float = 0.2
-    seed: int = 42
+    lr: float = Field(1e-3, gt=0)
+    betas: tuple[Annotated[float, Field(ge=0.0, lt=1.0)], Annotated[float, Field(ge=0.0, lt=1.0)]] = (0.9, 0.999)
+    rampup_epochs: float = Field(50.0, ge=0)
+    rampup_exponent: float = Field(-5.0, le=0)
+    consistency_max: float = Field(2.0, ge=0)
+    ema_max_decay: float = Field(0.999, ge=0.0, le=1.0)
+    mixup_prob: float = Field(0.5, ge=0.0, le=1.0)
+    mixup_alpha: float = Field(0.2, gt=0)
+    seed: int = Field(42, ge=0, lt=2**31)
     device: str = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    val_batch_size: int = 24
+    val_batch_size: int = Field(24, ge=1)
     # Recipe quirk (baseline.md §3): nothing sets the lr before the first step, so step 1 runs at max lr.
     first_step_full_lr: bool = True
     # Early stopping. patience 200 at 200 epochs = the recipe's no-op.
-    patience: int | None = 200
+    patience: int | None = Field(200, ge=1)
     # "Progress slows down": stop when the best val_f1 improved by less than this relative amount
     # over the last `slowdown_window` epochs. None = off (recipe behaviour).
-    slowdown_min_rel_gain: float | None = None
-    slowdown_window: int = 10
+    slowdown_min_rel_gain: float | None = Field(None, ge=0)
+    slowdown_window: int = Field(10, ge=1)
     # Energy-aware stop: relative F1 gain per kWh over the window below this → stop. None = off.
-    min_rel_gain_per_kwh: float | None = None
+    min_rel_gain_per_kwh: float | None = Field(None, ge=0)
     out_dir: Path = Path("outputs")
     # torch.compile the student and the teacher (benchmarks/model_levers.py --compile: ~8 % on the CPU model step).
     compile: bool = False
@@ -138,6 +171,13 @@ class TrainConfig(_Section):
             )
         return value
 
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
+            raise ValueError(f"device {value!r}: expected auto, cpu, cuda, cuda:N or mps")
+        return value
+
     @property
     def batch_split(self) -> tuple[int, int, int]:
         """(synthetic strong, weak, unlabelled) per batch: the recipe's 12 + 12 + 24 for 48."""
@@ -148,12 +188,12 @@ class TrainConfig(_Section):
 class ValidationConfig(_Section):
     """Per-epoch validation: threshold, median filter, and the intersection criteria."""
 
-    threshold: float = 0.5
-    median_filter: int = 7
-    dtc: float = 0.7  # the paper's per-epoch F1
-    gtc: float = 0.7
-    checkpoint_dtc: float = 0.5  # the recipe's obj_metric F1
-    checkpoint_gtc: float = 0.5
+    threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    median_filter: int = Field(7, ge=1)
+    dtc: float = Field(0.7, gt=0.0, le=1.0)  # the paper's per-epoch F1
+    gtc: float = Field(0.7, gt=0.0, le=1.0)
+    checkpoint_dtc: float = Field(0.5, gt=0.0, le=1.0)  # the recipe's obj_metric F1
+    checkpoint_gtc: float = Field(0.5, gt=0.0, le=1.0)
     # PSDS at evaluation: psds_eval (the reference) or sed_scores_eval (same values to ~1e-16 on the 50
     # thresholds, 7-10x faster; needs `pip install sed_scores_eval`, rejects touching same-class references).
     psds_backend: Literal["psds_eval", "sed_scores_eval"] = "psds_eval"
@@ -163,13 +203,13 @@ class EnergyConfig(_Section):
     """CodeCarbon, offline: no network call ever."""
 
     enabled: bool = True
-    country_iso_code: str = "FRA"
-    measure_power_secs: float = 15.0
+    country_iso_code: str = Field("FRA", pattern=r"^[A-Z]{3}$")
+    measure_power_secs: float = Field(15.0, gt=0)
     tracking_mode: Literal["machine", "process"] = "machine"
-    force_cpu_power_w: float | None = None
-    force_ram_power_w: float | None = None
+    force_cpu_power_w: float | None = Field(None, gt=0)
+    force_ram_power_w: float | None = Field(None, gt=0)
     # Pre-Volta GPUs have no NVML energy counter: sample NVML power at this interval and integrate.
-    nvml_sample_secs: float = 1.0
+    nvml_sample_secs: float = Field(1.0, gt=0)
 
 
 class TrackingConfig(_Section):
@@ -199,6 +239,21 @@ class SedwattConfig(_Section):
             raise ValueError(
                 f"model.n_classes is {self.model.n_classes} but data.classes lists {len(self.data.classes)} classes"
             )
+        nyquist = self.data.sample_rate / 2
+        if self.features.f_max > nyquist:
+            raise ValueError(f"features.f_max {self.features.f_max} Hz is above the Nyquist frequency {nyquist:g} Hz of data.sample_rate")
+        if self.features.hop_length > self.n_samples:
+            raise ValueError(f"features.hop_length {self.features.hop_length} is longer than a clip ({self.n_samples} samples)")
+        if self.n_label_frames < 1:
+            raise ValueError(
+                f"a {self.data.clip_seconds:g} s clip gives {self.n_feature_frames} feature frames, pooled below one "
+                f"output frame by model.pools (time pooling {self.model.time_pooling})"
+            )
+        freq = self.features.n_mels
+        for _, f in self.model.pools:
+            freq //= f
+        if freq < 1:
+            raise ValueError(f"features.n_mels {self.features.n_mels} is pooled below one frequency bin by model.pools")
         return self
 
     @property
@@ -236,6 +291,26 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
+class Override(str):
+    """A ``key=value`` override that remembers the flag it came from (``--epochs 0``), for error messages.
+
+    Plain strings are ``--set`` overrides; the CLI's convenience flags wrap theirs in this, so a value
+    refused by the config names the flag the user typed, not the YAML file.
+    """
+
+    flag: str
+
+    def __new__(cls, text: str, flag: str) -> Override:
+        obj = super().__new__(cls, text)
+        obj.flag = flag
+        return obj
+
+
+def override_label(text: str) -> str:
+    """How the user wrote an override: its flag, else ``--set key=value``."""
+    return getattr(text, "flag", None) or f"--set {text}"
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """``a.b=c`` → (["a", "b"], yaml value of c)."""
     if "=" not in text:
@@ -266,8 +341,23 @@ def apply_overrides(tree: dict[str, Any], overrides: list[str] | tuple[str, ...]
     return tree
 
 
+def _source_of(loc: tuple[Any, ...], overrides: list[str] | tuple[str, ...], default: str) -> str:
+    """The override that set the refused field (the last one on its path), else the file/defaults."""
+    where = [str(x) for x in loc]
+    for text in reversed(overrides):
+        path = parse_override(text)[0]
+        n = min(len(path), len(where))
+        if n and path[:n] == where[:n]:
+            return override_label(text)
+    return default
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> SedwattConfig:
-    """Read a YAML config (None = recipe defaults) and apply ``key=value`` overrides."""
+    """Read a YAML config (None = recipe defaults) and apply ``key=value`` overrides.
+
+    A refused value gives one line naming where it came from (the flag, ``--set``, or the file) and
+    the field; every numeric field carries its real bounds, so nothing out of range reaches torch.
+    """
     tree: dict[str, Any] = {}
     source = "defaults"
     if path is not None:
@@ -291,13 +381,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         return SedwattConfig.model_validate(tree)
     except ValidationError as exc:
         err = exc.errors()[0]
-        field = ".".join(str(x) for x in err["loc"]) or "config"
+        loc = tuple(x for x in err["loc"] if not isinstance(x, int))
+        field = ".".join(str(x) for x in loc) or "config"
         msg = err["msg"].removeprefix("Value error, ")
-        raise SedwattError(f"{source}: field {field}: {msg}") from None
-
-
-def save_config(config: SedwattConfig, path: str | Path) -> Path:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-    return p
+        raise SedwattError(f"{_source_of(loc, overrides, source)}: field {field}: {msg}") from None

@@ -2,7 +2,8 @@
 
 This is the single entry that ``sedwatt train``, the MLproject ``main`` entry point and every Optuna
 trial go through, so a trial's run holds exactly what a normal training run holds. The data are
-validated before any MLflow run is created: bad input never leaves a half-made run behind.
+validated, and the trainer is built from the config and given one forward pass, before any MLflow
+run is created: bad input or a config that cannot train never leaves a half-made run behind.
 """
 
 from __future__ import annotations
@@ -52,6 +53,25 @@ def resume_config(run_id: str, overrides: tuple[str, ...] | list[str] = ()) -> S
     return load_config(path, overrides)
 
 
+def build_checked_trainer(config: SedwattConfig, data: Any) -> Any:
+    """The run's ``Trainer``, built and given one forward pass; any failure is one line naming the config.
+
+    Field bounds in the config catch almost everything; this catches the combinations only torch can
+    judge (sizes the layers refuse), so a bad config never gets as far as an MLflow run.
+    """
+    from sedwatt.training.loop import Trainer
+
+    try:
+        trainer = Trainer(config, data)
+        trainer.check()
+    except SedwattError:
+        raise
+    except (ValueError, RuntimeError, ZeroDivisionError, IndexError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise SedwattError(f"config {config.name}: cannot build a model that runs ({exc.__class__.__name__}: {first})") from None
+    return trainer
+
+
 def train_run(
     config: SedwattConfig,
     data_dir: Path | str,
@@ -76,11 +96,11 @@ def train_run(
         start_tracked_run,
     )
     from sedwatt.training.early_stopping import stopping_callbacks
-    from sedwatt.training.loop import Trainer
 
     configure_tracking()
     scan = load_clips(data_dir, config)
     data = build_training_data(scan, config)
+    trainer = build_checked_trainer(config, data)  # before any run exists: a config that cannot train leaves none
     experiment_id = ensure_experiment(config.tracking.experiment)
 
     start_kwargs: dict[str, Any] = {"log_system_metrics": log_system_metrics}
@@ -105,7 +125,7 @@ def train_run(
         callbacks += list(extra_callbacks or [])
         tracker = MLflowCallback(run_id, spool_path=spool_path_for(out_dir))
         callbacks.append(tracker)
-        trainer = Trainer(config, data, out_dir, callbacks)
+        trainer.attach(out_dir, callbacks)
         resume_from = _resume_checkpoint(run_id, out_dir) if resume_run_id else None
         state = trainer.fit(resume_from=resume_from)
         return TrainOutcome(run_id=run_id, state=state, summary=dict(getattr(tracker, "summary", {}) or {}))

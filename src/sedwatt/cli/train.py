@@ -25,16 +25,20 @@ def training_overrides(args: argparse.Namespace) -> list[str]:
     """Turn the convenience flags into config overrides (flags win over --set and the YAML)."""
     import os
 
-    overrides = list(args.overrides)
+    from sedwatt.config import Override
+
+    overrides: list[str] = list(args.overrides)
     if args.epochs is not None:
-        overrides.append(f"train.epochs={args.epochs}")
+        overrides.append(Override(f"train.epochs={args.epochs}", f"--epochs {args.epochs}"))
     if args.seed is not None:
-        overrides.append(f"train.seed={args.seed}")
+        overrides.append(Override(f"train.seed={args.seed}", f"--seed {args.seed}"))
     if getattr(args, "batch_size", None) is not None:
-        overrides.append(f"train.batch_size={args.batch_size}")
-    experiment = args.experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME")
-    if experiment:
-        overrides.append(f"tracking.experiment={experiment}")
+        overrides.append(Override(f"train.batch_size={args.batch_size}", f"--batch-size {args.batch_size}"))
+    if args.experiment:
+        overrides.append(Override(f"tracking.experiment={args.experiment}", f"--experiment {args.experiment}"))
+    elif os.environ.get("MLFLOW_EXPERIMENT_NAME"):
+        name = os.environ["MLFLOW_EXPERIMENT_NAME"]
+        overrides.append(Override(f"tracking.experiment={name}", f"MLFLOW_EXPERIMENT_NAME={name}"))
     return overrides
 
 

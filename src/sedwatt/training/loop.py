@@ -49,16 +49,22 @@ def seed_everything(seed: int) -> None:
 
 
 class Trainer:
+    """Everything a run needs, built from the config; ``attach`` gives it its folder and callbacks.
+
+    Building it (plus ``check``) is what ``train_run`` does *before* it creates the MLflow run: a config
+    that cannot train fails there, and leaves no run behind.
+    """
+
     def __init__(
         self,
         config: SedwattConfig,
         data: TrainingData,
-        out_dir: Path,
+        out_dir: Path | None = None,
         callbacks: list[Callback] | None = None,
     ) -> None:
         self.config = config
         self.data = data
-        self.out_dir = Path(out_dir)
+        self.out_dir = Path(out_dir) if out_dir is not None else Path(config.train.out_dir)
         self.callbacks = CallbackList(callbacks)
         self.device = resolve_device(config.train.device)
         seed_everything(config.train.seed)
@@ -106,6 +112,31 @@ class Trainer:
                 "steps_per_epoch": self.steps_per_epoch,
             }
         )
+
+    def attach(self, out_dir: Path, callbacks: list[Callback]) -> None:
+        """The run's own folder (checkpoints) and its callbacks, once the tracked run exists."""
+        self.out_dir = self.state.out_dir = Path(out_dir)
+        self.callbacks = CallbackList(callbacks)
+
+    @torch.no_grad()
+    def check(self) -> None:
+        """One forward pass of both models on a zero batch of the configured shape (eval mode: no state changes).
+
+        Catches what only torch can tell (a map pooled to nothing, a size the GRU refuses) before a run exists.
+        """
+        mel = torch.zeros(2, self.config.features.n_mels, self.config.n_feature_frames, device=self.device)
+        for model in (self.student, self.teacher):
+            was_training = model.training
+            model.eval()
+            try:
+                strong, weak = model(mel)
+            finally:
+                model.train(was_training)
+            if strong.shape[:2] != (2, self.config.model.n_classes) or strong.shape[2] < 1 or weak.shape != (2, self.config.model.n_classes):
+                raise SedwattError(
+                    f"the model gives outputs {tuple(strong.shape)} / {tuple(weak.shape)} for a zero batch: "
+                    "check model.pools against data.clip_seconds and features.hop_length"
+                )
 
     # -- checkpoints -----------------------------------------------------------------------------
     def _payload(self) -> dict:
