@@ -133,9 +133,9 @@ def test_mel_cache_is_used_and_invalidated(mini, tmp_path):
         np.save(f, poisoned)
     assert torch.all(data.synth[0][0] == 7.0)
     # other feature parameters → another cache folder, recomputed
-    cfg2 = _config(tmp_path, **{"features.n_mels": 64})
+    cfg2 = _config(tmp_path, **{"features.n_mels": 256})
     data2 = build_training_data(load_clips(mini, cfg2), cfg2)
-    assert data2.synth[0][0].shape[0] == 64
+    assert data2.synth[0][0].shape[0] == 256
     # other file content → another key
     clip = data.synth.clips[0]
     audio, sr = sf.read(clip.path)

@@ -382,6 +382,6 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(x for x in err["loc"] if not isinstance(x, int))
-        field = ".".join(str(x) for x in loc) or "config"
         msg = err["msg"].removeprefix("Value error, ")
-        raise SedwattError(f"{_source_of(loc, overrides, source)}: field {field}: {msg}") from None
+        field = f" field {'.'.join(str(x) for x in loc)}:" if loc else ""  # a cross-field check names its fields
+        raise SedwattError(f"{_source_of(loc, overrides, source)}:{field} {msg}") from None

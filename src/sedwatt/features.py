@@ -19,7 +19,7 @@ import torch
 import torchaudio
 import torchaudio.functional as AF
 
-from sedwatt.atomic import atomic_path
+from sedwatt.atomic import atomic_path, write_atomic
 from sedwatt.config import FeatureConfig
 
 
@@ -67,18 +67,48 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sedwatt" / "mel"
 
 
+def content_hash(path: Path) -> str:
+    """SHA1 of a file's bytes: the mel cache's key, so a copied or renamed clip still hits."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 class MelCache:
-    """On-disk ``.npy`` cache of linear mels: ``<dir>/<feature fingerprint>/<content sha1>.npy``."""
+    """On-disk ``.npy`` cache of linear mels: ``<dir>/<feature fingerprint>/<content sha1>.npy``.
+
+    Hashing a clip costs a full read of it, which on a cache hit is the whole cost of the item: so the
+    content hash is remembered per (path, size, mtime) — in memory, and in a tiny file under ``stat/``
+    that DataLoader workers (new processes each epoch) and later runs share. A clip is hashed again
+    only when its size or mtime changes.
+    """
 
     def __init__(self, directory: Path, fingerprint: str) -> None:
         self.directory = Path(directory) / fingerprint
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.stat_dir = self.directory / "stat"
+        self.stat_dir.mkdir(parents=True, exist_ok=True)
+        self._known: dict[tuple[str, int, int], str] = {}
 
-    @staticmethod
-    def content_key(path: Path, crop_start: int = 0) -> str:
-        digest = hashlib.sha1(Path(path).read_bytes())
-        digest.update(str(crop_start).encode())
-        return digest.hexdigest()
+    def content_key(self, path: Path) -> str:
+        """The clip's content hash, computed only when its path, size or mtime are new."""
+        resolved = str(Path(path).resolve())
+        st = os.stat(resolved)
+        stat_key = (resolved, st.st_size, st.st_mtime_ns)
+        known = self._known.get(stat_key)
+        if known is not None:
+            return known
+        memo = self.stat_dir / hashlib.sha1(repr(stat_key).encode()).hexdigest()
+        try:
+            known = memo.read_text().strip()
+        except OSError:
+            known = ""
+        if len(known) != 40:  # missing or torn: hash the content and remember it
+            known = content_hash(Path(resolved))
+            write_atomic(memo, known)
+        self._known[stat_key] = known
+        return known
 
     def get(self, key: str) -> np.ndarray | None:
         file = self.directory / f"{key}.npy"

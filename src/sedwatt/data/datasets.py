@@ -60,7 +60,7 @@ class ClipDataset(Dataset):
         fixed_crop = expected <= self.n_samples or not self.random_crop
         key = None
         if self.cache is not None and fixed_crop:
-            key = MelCache.content_key(clip.path)
+            key = self.cache.content_key(clip.path)
             cached = self.cache.get(key)
             if cached is not None:
                 return cached, 0.0
