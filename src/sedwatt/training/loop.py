@@ -179,7 +179,9 @@ class Trainer:
         self.student.train()
         self.teacher.train()
         rng = np.random.default_rng(epoch_seed(self.config.train.seed, epoch))
-        total, count, last_lr = 0.0, 0, 0.0
+        total: torch.Tensor | float = 0.0  # summed on the device; read back once per progress update
+        count, last_lr = 0, 0.0
+        refresh = max(1, self.steps_per_epoch // 20)
         bar = tqdm(
             self.loader,
             total=self.steps_per_epoch,
@@ -189,12 +191,13 @@ class Trainer:
         )
         for mel, strong, weak, _idx in bar:
             result = self.step_fn(mel, strong, weak, rng)
-            total += result.loss
+            total = total + result.loss
             count += 1
             last_lr = result.lr
-            bar.set_postfix(loss=f"{result.loss:.4f}")
+            if not bar.disable and count % refresh == 0:
+                bar.set_postfix(loss=f"{float(result.loss):.4f}", refresh=False)
         self.state.step = self.step_fn.step
-        return {"train_loss": total / max(count, 1), "lr": last_lr}
+        return {"train_loss": float(total) / max(count, 1), "lr": last_lr}
 
     def fit(self, resume_from: Path | None = None) -> RunState:
         if resume_from is not None:

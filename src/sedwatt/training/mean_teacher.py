@@ -23,10 +23,13 @@ from sedwatt.training.schedules import consistency_weight, ema_decay, learning_r
 
 @dataclass
 class StepResult:
-    loss: float
-    loss_strong: float
-    loss_weak: float
-    loss_consistency: float
+    """The step's losses stay 0-dim tensors on the device: reading one (``float``) is a host sync on a GPU,
+    so the loop reads them once per progress update, not four times per step."""
+
+    loss: torch.Tensor
+    loss_strong: torch.Tensor
+    loss_weak: torch.Tensor
+    loss_consistency: torch.Tensor
     consistency_weight: float
     lr: float
 
@@ -114,10 +117,10 @@ class MeanTeacherStep:
         self.scaler.update()
         self.step = k
         return StepResult(
-            loss=float(loss.detach()),
-            loss_strong=float(loss_strong.detach()),
-            loss_weak=float(loss_weak.detach()),
-            loss_consistency=float(loss_cons.detach()),
+            loss=loss.detach(),
+            loss_strong=loss_strong.detach(),
+            loss_weak=loss_weak.detach(),
+            loss_consistency=loss_cons.detach(),
             consistency_weight=w,
             lr=lr,
         )
