@@ -178,7 +178,11 @@ def training_config(source: ModelSource, config_path: str | Path | None, overrid
 
 
 def load_model(source: ModelSource, device: Any) -> Any:
-    """The logged model (a pickled CRNN) on ``device``, in eval mode."""
+    """The logged model (a pickled CRNN) on ``device``, in eval mode.
+
+    MLflow's pytorch flavour unpickles the whole module, which can run code: loading a model trusts
+    whoever logged or registered it. (Checkpoints and state dicts are loaded with weights_only=True.)
+    """
     import mlflow.pytorch
     import torch
 

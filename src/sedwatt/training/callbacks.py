@@ -76,6 +76,7 @@ class Callback:
         """Called once, also when training failed or was interrupted (state.stop_reason says why)."""
 
     def state_dict(self) -> dict[str, Any]:
+        """Plain values only (numbers, strings, None, lists, dicts, tensors): checkpoints are loaded weights-only."""
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
