@@ -1,7 +1,8 @@
 """MLproject entry point `search`: one Optuna worker; the project's run becomes the study's parent run.
 
-``mlflow run`` passes every declared parameter, empty strings included (``--storage ''``: use the
-default store). A parameter the MLproject does not declare arrives as ``--name value``; those are
+``mlflow run`` passes every declared parameter, empty strings included (``--storage ''``: no
+``--storage`` for the CLI, so SEDWATT_OPTUNA_STORAGE, else the default store, is used; a URL with a
+password belongs there, not in ``-P storage=``, which ``ps`` and the run's params would show). A parameter the MLproject does not declare arrives as ``--name value``; those are
 passed on to ``sedwatt search`` with underscores as dashes, so ``-P energy_stop_beta=1.5``,
 ``-P heartbeat_interval=10`` or ``-P enqueue=true`` reach the CLI flags of the same names.
 """

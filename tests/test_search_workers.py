@@ -3,7 +3,10 @@
 Both start at the same instant on a fresh database (the schema-creation race, the study-creation
 race, the parent-run race), log to one SQLite MLflow store, and must share 6 trials without
 training any trial twice. The killed worker's trial must be failed by the survivor's heartbeat
-check, retried with the same parameters, and its orphaned MLflow run marked KILLED.
+check and retried with the same parameters. The kill lands in one of two places, and both must end
+with every trial trained once: mid-training (the orphaned run is marked KILLED and the retry trains
+anew), or after the trial's run FINISHED but before its worker told the study (the retry adopts
+that run and trains nothing).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import pytest
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 
 from sedwatt.search.runs import PARENT_ATTR, RUN_ATTR, WORKER_ATTR
+from sedwatt.search.study import REUSED_ATTR
 from sedwatt.tracking import ensure_experiment
 from test_search import search_overrides
 
@@ -68,6 +72,30 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
 
 
+def freeze_a_training_worker(study, workers: list[subprocess.Popen]):
+    """(worker, its trial) for a worker whose trial is still RUNNING while it is stopped (SIGSTOP), else (None, None).
+
+    A trial seen RUNNING can be told COMPLETE an instant later; stopping the worker first, then
+    reading the trial again, makes the kill land on a trial the study still thinks is running.
+    """
+    trials = study.get_trials(deepcopy=False)
+    if not any(t.state == optuna.trial.TrialState.COMPLETE for t in trials):
+        return None, None
+    for trial in trials:
+        if trial.state != optuna.trial.TrialState.RUNNING or RUN_ATTR not in trial.user_attrs:
+            continue
+        pid = int(trial.user_attrs[WORKER_ATTR].rsplit(":", 1)[1])
+        worker = next((w for w in workers if w.pid == pid), None)
+        if worker is None:
+            continue
+        os.killpg(worker.pid, signal.SIGSTOP)
+        now = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
+        if now.state == optuna.trial.TrialState.RUNNING:
+            return worker, now
+        os.killpg(worker.pid, signal.SIGCONT)  # it told the study meanwhile: look again
+    return None, None
+
+
 def test_two_workers_share_the_study_and_retry_a_killed_workers_trial(tiny_data, optuna_db, tmp_path):
     url, db_name, admin = optuna_db
     tracking_uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
@@ -95,18 +123,11 @@ def test_two_workers_share_the_study_and_retry_a_killed_workers_trial(tiny_data,
         while victim is None:
             assert all(w.poll() is None for w in workers), logs()
             assert time.monotonic() < deadline, "no trial was ever mid-training\n" + logs()
-            trials = study.get_trials(deepcopy=False)
-            if any(t.state == optuna.trial.TrialState.COMPLETE for t in trials):
-                for trial in trials:
-                    if trial.state == optuna.trial.TrialState.RUNNING and RUN_ATTR in trial.user_attrs:
-                        pid = int(trial.user_attrs[WORKER_ATTR].rsplit(":", 1)[1])
-                        victim = next((w for w in workers if w.pid == pid), None)
-                        killed_trial = trial
-                        break
+            victim, killed_trial = freeze_a_training_worker(study, workers)
             time.sleep(0.2)
         os.killpg(victim.pid, signal.SIGKILL)
         survivor = next(w for w in workers if w is not victim)
-        assert survivor.wait(timeout=300) == 0, logs()
+        assert survivor.wait(timeout=600) == 0, logs()
         assert victim.wait(timeout=10) == -signal.SIGKILL
     finally:
         for worker in workers:
@@ -133,13 +154,25 @@ def test_two_workers_share_the_study_and_retry_a_killed_workers_trial(tiny_data,
     assert [r.info.run_id for r in parents] == [parent_id]
     assert parents[0].info.status == "FINISHED"
     assert "study/pareto_front.csv" in {a.path for a in client.list_artifacts(parent_id, "study")}
-    runs = client.search_runs([experiment_id], "tags.`sedwatt.kind` = 'train'")
-    assert all(r.data.tags["mlflow.parentRunId"] == parent_id for r in runs)
-    finished = sorted(int(r.data.params["trial_number"]) for r in runs if r.info.status == "FINISHED")
-    assert finished == sorted(t.number for t in by_state["COMPLETE"])  # no trial trained twice
-    killed = [r for r in runs if r.info.status == "KILLED"]
-    assert [r.info.run_id for r in killed] == [killed_trial.user_attrs[RUN_ATTR]]
-    assert "worker died" in killed[0].data.tags["sedwatt.stop_reason"]
-    assert len(runs) == N_TRIALS + 1
+    runs = {r.info.run_id: r for r in client.search_runs([experiment_id], "tags.`sedwatt.kind` = 'train'")}
+    assert all(r.data.tags["mlflow.parentRunId"] == parent_id for r in runs.values())
+    # No trial trained twice: each complete trial has its own FINISHED run, and no other run FINISHED.
+    complete_runs = [t.user_attrs[RUN_ATTR] for t in by_state["COMPLETE"]]
+    assert len(set(complete_runs)) == N_TRIALS
+    assert {run_id for run_id, r in runs.items() if r.info.status == "FINISHED"} == set(complete_runs)
+    (victim_trial,) = by_state["FAIL"]
+    victim_run = runs[victim_trial.user_attrs[RUN_ATTR]]
+    retry = retries[0]
+    if victim_run.info.status == "KILLED":  # killed mid-training: its run closed, the retry trained anew
+        print("outcome: killed mid-training, retried")
+        assert "worker died" in victim_run.data.tags["sedwatt.stop_reason"]
+        assert retry.user_attrs[RUN_ATTR] != victim_run.info.run_id and not retry.user_attrs.get(REUSED_ATTR)
+        assert len(runs) == N_TRIALS + 1
+    else:  # killed after its run finished, before telling the study: the retry took that run
+        print("outcome: killed after its run finished, adopted")
+        assert victim_run.info.status == "FINISHED"
+        assert retry.user_attrs[RUN_ATTR] == victim_run.info.run_id and retry.user_attrs[REUSED_ATTR] is True
+        assert victim_run.data.params["trial_number"] == str(victim_trial.number)
+        assert len(runs) == N_TRIALS
     surplus_runs = {t.user_attrs.get(RUN_ATTR) for t in by_state["PRUNED"]} - {None}
     assert not surplus_runs  # a surplus trial never trained

@@ -5,6 +5,10 @@ nested under one parent MLflow run per study that holds the Pareto front. Start 
 several machines with one ``--storage postgresql+psycopg://user:pass@host/db`` (and one
 MLFLOW_TRACKING_URI) and they work one study together; a killed worker's trial is retried by
 another. ``optuna-dashboard <storage>`` shows the study live.
+
+The storage URL can also come from SEDWATT_OPTUNA_STORAGE (``--storage`` wins over it, it wins over
+the default SQLite file): a password on the command line is visible to every user of the machine
+through ``ps``, one in the environment is not.
 """
 
 from __future__ import annotations
@@ -26,7 +30,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_training_flags(parser)
     study = parser.add_argument_group("study")
     study.add_argument("--n-trials", type=int, required=True, metavar="N", help="complete trials the study should hold in total")
-    study.add_argument("--storage", default=None, metavar="URL", help="Optuna storage (default: sqlite optuna.db at the project root)")
+    study.add_argument(
+        "--storage",
+        default=None,
+        metavar="URL",
+        help="Optuna storage (default: $SEDWATT_OPTUNA_STORAGE, else sqlite optuna.db at the project root)",
+    )
     study.add_argument("--study-name", default="sedwatt-batch-size", metavar="NAME")
     study.add_argument("--space", default=None, metavar="SPACE.yaml", help="search space (default: batch size in 4..64)")
     study.add_argument("--sampler", default="nsga2", choices=("nsga2", "tpe", "gp", "random"), help="default nsga2; seeded with --seed (42)")
@@ -61,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from sedwatt.search.report import pareto_frame
     from sedwatt.search.space import load_space
     from sedwatt.search.storage import safe_url
-    from sedwatt.search.study import SearchSettings, default_storage, run_worker
+    from sedwatt.search.study import SearchSettings, resolve_storage, run_worker
 
     if args.n_trials < 1:
         raise SedwattError(f"--n-trials {args.n_trials}: must be at least 1")
@@ -75,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         data=Path(args.data),
         n_trials=args.n_trials,
         study_name=args.study_name,
-        storage=args.storage or default_storage(),
+        storage=resolve_storage(args.storage),
         space=load_space(args.space),
         sampler=args.sampler,
         seed=args.seed if args.seed is not None else 42,

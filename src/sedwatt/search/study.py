@@ -9,11 +9,17 @@ Accounting: a worker starts a trial only while complete + running trials are few
 queued retry is picked before any new trial). Two workers can still pass that check in the same
 instant, so a trial that finds N complete-or-running trials numbered before it is *surplus*: it is
 pruned before training (no run, no energy), and the study ends with exactly N complete trials.
+
+Never twice: a worker killed after its trial's run FINISHED but before it told the study leaves a
+FAIL trial whose training is done. Its retry adopts that run (``adopt_finished_run``: the objective
+values recomputed from the run's logged curve, ``reused_run`` set) instead of training it again.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import os
 import time
 import zlib
 from dataclasses import dataclass
@@ -32,10 +38,30 @@ logger = logging.getLogger(__name__)
 DIRECTIONS = ("maximize", "minimize")
 SAMPLERS = ("nsga2", "tpe", "gp", "random")
 SURPLUS_ATTR = "surplus"
+REUSED_ATTR = "reused_run"  # True: the trial took its dead predecessor's finished run instead of training
 # Per-attempt user attributes, reset when a retried trial (a copy of a dead one) starts again.
-INHERITED_ATTRS = ("mlflow_run_id", "stop_reason", "epochs_run", SURPLUS_ATTR)
+INHERITED_ATTRS = ("mlflow_run_id", "stop_reason", "epochs_run", SURPLUS_ATTR, REUSED_ATTR)
+# The storage URL can come from the environment: a password in --storage shows in `ps` (and in the
+# params of an `mlflow run`).
+STORAGE_ENV = "SEDWATT_OPTUNA_STORAGE"
+# The per-epoch metrics the objectives are computed from (objectives.objective_values).
+CURVE_KEYS = ("val_f1", "energy_cum_kwh", "cum_time_s")
 
-__all__ = ["SearchSettings", "StudyHandle", "default_storage", "join_study", "make_sampler", "run_worker"]
+__all__ = [
+    "SearchSettings",
+    "StudyHandle",
+    "adopt_finished_run",
+    "default_storage",
+    "join_study",
+    "make_sampler",
+    "resolve_storage",
+    "run_worker",
+]
+
+
+def resolve_storage(flag: str | None) -> str:
+    """``--storage`` if given, else ``$SEDWATT_OPTUNA_STORAGE``, else the project's SQLite file."""
+    return flag or os.environ.get(STORAGE_ENV) or default_storage()
 
 
 @dataclass
@@ -200,6 +226,72 @@ def retried_from(study: Any, trial_number: int) -> int | None:
     return None
 
 
+def logged_curve(client: Any, run_id: str) -> list[dict[str, float]]:
+    """A run's per-epoch ``val_f1``/``energy_cum_kwh``/``cum_time_s`` as a training history, one entry per epoch.
+
+    The last value logged at a step wins (a resumed run may log an epoch twice); epochs are the steps
+    at which ``val_f1`` was logged.
+    """
+    values: dict[str, dict[int, float]] = {}
+    for key in CURVE_KEYS:
+        points = sorted(client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))
+        values[key] = {int(m.step): float(m.value) for m in points}
+    return [{key: values[key][step] for key in CURVE_KEYS if step in values[key]} for step in sorted(values["val_f1"])]
+
+
+def adopt_finished_run(
+    trial: Any, predecessor: Any, f1_objective: F1Objective = "best", energy_objective: EnergyObjective = "total"
+) -> tuple[float, float] | None:
+    """The values of ``predecessor``'s run if it FINISHED (its worker died before telling the study), else None.
+
+    The trial then takes that run as its own (user attributes ``mlflow_run_id``, ``epochs_run``,
+    ``reused_run``) and trains nothing. None (train as usual) when the run is not FINISHED, is gone,
+    or its logged curve lacks an epoch's F1 or energy (records still in the dead worker's spool).
+    """
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from sedwatt.search import runs
+    from sedwatt.tracking.resilient import is_transient
+
+    run_id = predecessor.user_attrs.get(runs.RUN_ATTR)
+    if not run_id:
+        return None
+    client = MlflowClient()
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as exc:
+        if is_transient(exc):
+            raise
+        return None
+    if run.info.status != "FINISHED" or run.info.lifecycle_stage == "deleted":
+        return None
+    history = logged_curve(client, run_id)
+    complete = all(isinstance(epoch.get(key), float) and math.isfinite(epoch[key]) for epoch in history
+                   for key in ("val_f1", "energy_cum_kwh"))  # fmt: skip
+    if not history or not complete:
+        logger.warning("trial %d: run %s of trial %d FINISHED but its logged curve is incomplete: training again",
+                       trial.number, run_id, predecessor.number)  # fmt: skip
+        return None
+    values = objective_values(history, f1_objective, energy_objective)
+    trial.set_user_attr(runs.RUN_ATTR, run_id)
+    trial.set_user_attr("epochs_run", len(history))
+    trial.set_user_attr(REUSED_ATTR, True)
+    if predecessor.user_attrs.get("stop_reason"):
+        trial.set_user_attr("stop_reason", predecessor.user_attrs["stop_reason"])
+    try:  # only a pointer for people browsing MLflow: the study already records the adoption
+        client.set_tag(run_id, "optuna.reused_by_trial", str(trial.number))
+    except Exception as exc:  # noqa: BLE001
+        logger.warning("could not tag run %s with its adopting trial %d: %s", run_id, trial.number, exc)
+    logger.warning("trial %d: trial %d's worker died after its run %s finished; its values are taken, nothing is trained",
+                   trial.number, predecessor.number, run_id)  # fmt: skip
+    return values
+
+
+def frozen_trial(study: Any, number: int) -> Any | None:
+    return next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
+
+
 def trial_counts(study: Any) -> dict[str, int]:
     import optuna
 
@@ -211,8 +303,6 @@ def trial_counts(study: Any) -> dict[str, int]:
 
 def run_worker(settings: SearchSettings) -> Any:
     """Work the study until it holds ``n_trials`` complete trials; returns the study."""
-    import os
-
     import optuna
 
     from sedwatt.data.scan import load_clips
@@ -229,7 +319,7 @@ def run_worker(settings: SearchSettings) -> Any:
     load_clips(settings.data, base)  # bad data fails here, before any study or run exists
     configure_tracking()
     # Under `mlflow run -e search` the project's run is this worker's candidate parent. Trials must not
-    # resume it through MLFLOW_RUN_ID (stack notes §1.3), so it leaves the environment first.
+    # resume it through MLFLOW_RUN_ID (start_run would pick it up), so it leaves the environment first.
     candidate = os.environ.pop("MLFLOW_RUN_ID", None)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     handle = join_study(settings, base, candidate)
@@ -245,6 +335,12 @@ def run_worker(settings: SearchSettings) -> Any:
             trial.set_user_attr(SURPLUS_ATTR, True)
             raise optuna.TrialPruned(f"surplus: the study already has {settings.n_trials} trials done or running")
         params = settings.space.suggest(trial)
+        predecessor_number = retried_from(study, trial.number)
+        predecessor = frozen_trial(study, predecessor_number) if predecessor_number is not None else None
+        if predecessor is not None:
+            adopted = adopt_finished_run(trial, predecessor, settings.f1_objective, settings.energy_objective)
+            if adopted is not None:
+                return adopted
         config = load_config(settings.config_path, [*settings.overrides, *overrides_for(params)])
         config.tracking.experiment = handle.experiment
         callbacks: list[Callback] = []
@@ -252,7 +348,7 @@ def run_worker(settings: SearchSettings) -> Any:
             from sedwatt.search.energy_stop import ParetoEnergyStop
 
             callbacks.append(ParetoEnergyStop(study, trial, settings.energy_stop_beta, settings.energy_stop_window))
-        callbacks.append(runs.TrialLink(trial, retried_from(study, trial.number)))
+        callbacks.append(runs.TrialLink(trial, predecessor_number))
         outcome = train_run(
             config,
             settings.data,
