@@ -158,6 +158,8 @@ class TrainConfig(_Section):
     # Energy-aware stop: relative F1 gain per kWh over the window below this → stop. None = off.
     min_rel_gain_per_kwh: float | None = Field(None, ge=0)
     out_dir: Path = Path("outputs")
+    # Intra-op threads; None = this job's share of the CPUs it may use (sedwatt.threads), or OMP_NUM_THREADS.
+    num_threads: int | None = Field(None, ge=1)
     # torch.compile the student and the teacher (benchmarks/model_levers.py --compile: ~8 % on the CPU model step).
     compile: bool = False
     progress: bool = True

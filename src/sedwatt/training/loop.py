@@ -23,6 +23,7 @@ from sedwatt.data.datasets import TrainingData
 from sedwatt.data.sampler import HeterogeneousBatchSampler
 from sedwatt.errors import SedwattError
 from sedwatt.model import build_crnn
+from sedwatt.threads import worker_init
 from sedwatt.training.callbacks import Callback, CallbackList, RunState
 from sedwatt.training.checkpoint import load_checkpoint, restore_rng_states, rng_states, save_checkpoint
 from sedwatt.training.mean_teacher import MeanTeacherStep
@@ -87,6 +88,7 @@ class Trainer:
             ConcatDataset(data.train_sets),
             batch_sampler=self.sampler,
             num_workers=config.data.num_workers,
+            worker_init_fn=worker_init,
             pin_memory=self.device.type == "cuda",
         )
         self.steps_per_epoch = len(self.sampler)

@@ -18,6 +18,7 @@ from sedwatt.config import SedwattConfig
 from sedwatt.data.datasets import ClipDataset, TrainingData
 from sedwatt.features import log_normalise
 from sedwatt.metrics import IntersectionScorer, decode, weak_f1
+from sedwatt.threads import worker_init
 from sedwatt.training.mean_teacher import autocast
 
 
@@ -35,7 +36,13 @@ def predict(
     outputs: list[tuple[list[np.ndarray], list[np.ndarray]]] = [([], []) for _ in models]
     if len(dataset) == 0:
         return [(np.zeros((0,)), np.zeros((0,))) for _ in models]
-    loader = DataLoader(dataset, batch_size=config.train.val_batch_size, shuffle=False, num_workers=config.data.num_workers)
+    loader = DataLoader(
+        dataset,
+        batch_size=config.train.val_batch_size,
+        shuffle=False,
+        num_workers=config.data.num_workers,
+        worker_init_fn=worker_init,
+    )
     was_training = [m.training for m in models]
     for m in models:
         m.eval()
