@@ -3,14 +3,18 @@
 CodeCarbon picks its CPU/RAM/GPU methods silently (RAPL when readable, else a TDP table or a
 4 W-per-thread default scaled by CPU load; a RAM model from DIMM counts; NVML counters or power
 averages), and the paper's caveat is that figures from different methods are not comparable. So the
-``energy.*`` tags are derived from what the tracker actually set up (its ``_hardware`` list), never
-from what the configuration asked for.
+``energy.*`` tags are derived from what the tracker actually set up (its hardware list), never
+from what the configuration asked for. The private attributes this needs are read through
+codecarbon_adapter.py, which pins the CodeCarbon version they were checked against.
 """
 
 from __future__ import annotations
 
 import logging
 from typing import Any
+
+from sedwatt.energy import codecarbon_adapter as cc
+from sedwatt.errors import SedwattError
 
 logger = logging.getLogger(__name__)
 
@@ -31,14 +35,12 @@ def _watts(value: float) -> str:
 def tdp_source(cpu: Any) -> str:
     """Where a load/constant-mode CPU's TDP came from: "tdp-table" or "default-<W>W-per-thread"."""
     try:
-        from codecarbon.core import cpu as cc_cpu
-        from codecarbon.core.hardware_cache import get_cached_tdp
-
-        registry = get_cached_tdp(cc_cpu)._get_cpu_power_from_registry(cpu._model)
-        if registry:
+        if cc.cpu_in_tdp_table(cpu):
             return "tdp-table"
-        return f"default-{_watts(cc_cpu.DEFAULT_POWER_PER_CORE)}W-per-thread"
-    except Exception:  # a private CodeCarbon helper moved: say so rather than guess
+        return f"default-{_watts(cc.default_power_per_thread_w())}W-per-thread"
+    except SedwattError:
+        raise
+    except Exception:  # the table could not be read: say so rather than guess
         logger.debug("TDP source lookup failed", exc_info=True)
         return "unknown"
 
@@ -53,11 +55,11 @@ def cpu_provenance(hardware: list[Any], force_cpu_power: float | None) -> dict[s
                 return {"energy.cpu_method": name}
         return {"energy.cpu_method": "none"}
     cpu = cpus[0]
-    mode = getattr(cpu, "_mode", "unknown")
+    mode = cc.cpu_mode(cpu)
     method = CPU_MODE_METHODS.get(mode, mode)
     tags: dict[str, str] = {}
     if mode in ("cpu_load", "constant"):
-        tdp = getattr(cpu, "_tdp", None)
+        tdp = cc.cpu_tdp(cpu)
         if force_cpu_power is not None and tdp == force_cpu_power:
             suffix = "-cpu-load" if mode == "cpu_load" else ""
             method = f"forced-{_watts(force_cpu_power)}W{suffix}"
@@ -65,7 +67,7 @@ def cpu_provenance(hardware: list[Any], force_cpu_power: float | None) -> dict[s
         else:
             tags["energy.cpu_tdp_source"] = tdp_source(cpu)
         if tdp is not None:
-            tags["energy.cpu_tdp_w"] = _watts(float(tdp))
+            tags["energy.cpu_tdp_w"] = _watts(tdp)
     return {"energy.cpu_method": method, **tags}
 
 
@@ -74,8 +76,8 @@ def ram_provenance(hardware: list[Any]) -> dict[str, str]:
         if type(hw).__name__ == "Raspberry" and getattr(hw, "chip_part", "") == "RAM":
             return {"energy.ram_method": "raspberry-pmic"}
         if type(hw).__name__ == "RAM":
-            forced = getattr(hw, "_force_ram_power", None)
-            method = f"forced-{_watts(float(forced))}W" if forced is not None else "dimm-estimate"
+            forced = cc.ram_forced_power_w(hw)
+            method = f"forced-{_watts(forced)}W" if forced is not None else "dimm-estimate"
             tags = {"energy.ram_method": method}
             try:
                 tags["energy.ram_power_w"] = _watts(round(float(hw.total_power().W), 3))
@@ -97,7 +99,7 @@ def codecarbon_gpu_method(hardware: list[Any]) -> str:
         if not devices:
             return "none"
         backend = "amdsmi" if any(type(d).__name__.startswith("AMD") for d in devices) else "nvml"
-        if all(getattr(d, "_has_counter", False) for d in devices):
+        if all(cc.gpu_device_has_counter(d) for d in devices):
             return f"{backend}-counter"
         return "codecarbon-power-average"
     return "none"

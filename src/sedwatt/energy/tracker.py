@@ -1,9 +1,8 @@
 """One offline CodeCarbon tracker measured in named segments (epochs, an inference pass).
 
-Why a wrapper: CodeCarbon 3.3.2 has traps that would silently corrupt energy figures
-(stack_notes §5): the online tracker calls geo-IP services, a constructor error is swallowed and
-leaves a zombie tracker, config files and ``CODECARBON_*`` variables can switch on API output, and
-its logger prints dozens of lines. An ``EnergySession`` builds an ``OfflineEmissionsTracker`` with
+Why a wrapper: CodeCarbon 3.3.2 has traps that would silently corrupt energy figures: the online
+tracker calls geo-IP services, a constructor error is swallowed and leaves a zombie tracker, config
+files and ``CODECARBON_*`` variables can switch on API output, and its logger prints dozens of lines. An ``EnergySession`` builds an ``OfflineEmissionsTracker`` with
 every behaviour-changing argument given explicitly, checks it really initialised, shows only
 CodeCarbon's errors, records the provenance tags, and measures segments with
 ``start_task``/``stop_task`` on that one tracker. When the GPU has no NVML energy counter, its term
@@ -12,6 +11,9 @@ comes from sedwatt's own power integration (nvml.py) instead.
 In task mode CodeCarbon pauses its ``measure_power_secs`` scheduler and would read energy counters
 only at each segment's ends (averaging its 1 s CPU-load / GPU-power samples in between), so the
 session triggers CodeCarbon's measurement itself every ``measure_power_secs`` during a segment.
+
+Handling these traps needs CodeCarbon's private attributes; they are read only in
+codecarbon_adapter.py, which refuses any CodeCarbon but the exact version they were checked against.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sedwatt.energy import codecarbon_adapter as cc
 from sedwatt.energy.nvml import GpuPlan, PowerSampler, plan_gpu
 from sedwatt.energy.provenance import codecarbon_gpu_method, cpu_provenance, ram_provenance
 from sedwatt.errors import SedwattError
@@ -162,7 +165,7 @@ class _IntervalMeasurer:
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
             try:
-                self.tracker._measure_power_and_energy()
+                cc.measure_now(self.tracker)
             except Exception:
                 self.failures += 1
                 if self.failures == 1:
@@ -202,6 +205,7 @@ class EnergySession:
         self._quiet = quiet_codecarbon()  # before the first codecarbon import: it logs at import
         self._quiet.__enter__()
         try:
+            cc.check_version()  # before any figure: another CodeCarbon may read its internals differently
             self._validate(config)
             self.out_dir.mkdir(parents=True, exist_ok=True)
             self.gpu_plan = gpu_plan if gpu_plan is not None else plan_gpu(used_cuda_index(device))
@@ -265,22 +269,15 @@ class EnergySession:
         logging.getLogger(CODECARBON_LOGGER).setLevel(logging.WARNING)
         tracker = OfflineEmissionsTracker(**kwargs)
         swallowed = _swallowed_since(mark)
-        required = (
-            "run_id",
-            "_output_handlers",
-            "_active_task",
-            "_scheduler",
-            "_hardware",
-        )  # run_id is set last
-        if swallowed or not all(hasattr(tracker, name) for name in required):
+        if swallowed or not cc.is_initialised(tracker):
             cause = swallowed or "no exception recorded"
             raise SedwattError(
                 f"energy: CodeCarbon {codecarbon_version()} tracker failed to initialise ({cause}); "
                 "fix the cause or set energy.enabled=false"
             )
-        # A co2_signal token from ~/.codecarbon.config would make emissions an API call: never.
-        tracker._electricitymaps_api_token = None
-        tracker._api_call_interval = -1  # no live output between measurements: only the CSVs at stop
+        # A co2_signal token from ~/.codecarbon.config would make emissions an API call: never; and no
+        # live output between measurements, only the CSVs at stop.
+        cc.disable_api_output(tracker)
         try:
             tracker.get_detected_hardware()  # resolve CPU/GPU/RAM methods now, not at the first epoch
         except Exception as exc:
@@ -292,7 +289,7 @@ class EnergySession:
 
     def _provenance(self) -> dict[str, str]:
         cfg = self.config
-        hardware = list(self.tracker._hardware)
+        hardware = cc.hardware(self.tracker)
         tags = {
             "energy.tool": f"codecarbon {codecarbon_version()}",
             **cpu_provenance(hardware, cfg.force_cpu_power_w),
@@ -324,16 +321,15 @@ class EnergySession:
         if self._active is not None:
             raise RuntimeError(f"segment {self._active!r} is still being measured")
         self.tracker.start_task(name)
-        if self.tracker._active_task is None:
+        if not cc.task_started(self.tracker):
             raise SedwattError(
                 f"energy: CodeCarbon did not start measuring {name!r} (tracker not initialised)"
             )
         if self.gpu_plan.source is not None:
             self._sampler = PowerSampler(self.gpu_plan.source, self.config.nvml_sample_secs)
             self._sampler.start()
-        if hasattr(self.tracker, "_measure_power_and_energy"):
-            self._measurer = _IntervalMeasurer(self.tracker, self.config.measure_power_secs)
-            self._measurer.start()
+        self._measurer = _IntervalMeasurer(self.tracker, self.config.measure_power_secs)
+        self._measurer.start()
         self._cpu_times_at_start = _cpu_times()
         self._active = name
 
