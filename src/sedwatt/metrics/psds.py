@@ -1,7 +1,8 @@
 """PSDS scenario 1 and 2 (DCASE 2022) from a set of operating points, through psds_eval 0.5.3.
 
 psds_eval is the field's reference implementation; it is used unpatched (it runs on the pinned
-pandas 2.2 / numpy 2.2). Parameters are DCASE's (baseline.md §4): S1 DTC 0.7, GTC 0.7, α_ct 0, α_st 1; S2 DTC 0.1,
+pandas 2.2 / numpy 2.2), and its private helpers are reached only through psds_eval_adapter.py, which
+requires the exact psds_eval version they were checked against. Parameters are DCASE's: S1 DTC 0.7, GTC 0.7, α_ct 0, α_st 1; S2 DTC 0.1,
 GTC 0.1, CTTC 0.3, α_ct 0.5, α_st 1; e_max 100 false positives per hour; operating points at the
 50 thresholds ``np.arange(1/100, 1, 1/50)``.
 
@@ -32,6 +33,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from sedwatt.errors import SedwattError
+from sedwatt.metrics import psds_eval_adapter
 from sedwatt.metrics.events import normalise_durations, normalise_events
 from sedwatt.metrics.reference import psds_eval_object
 
@@ -72,6 +74,7 @@ def psds_result(
 ) -> PSDSResult:
     """PSDS with its PSD-ROC and per-class areas (see the module docstring)."""
     params = SCENARIOS[scenario] if isinstance(scenario, int) else scenario
+    psds_eval_adapter.check_version()  # before the costly pass, not after it
     if not operating_points:
         raise SedwattError("PSDS needs at least one operating point (detection table)")
     if normalise_events(ground_truth).empty:
@@ -84,11 +87,11 @@ def psds_result(
             pe.add_operating_point(normalise_events(detections), info={"threshold": float(threshold)})
         # PSDSEval.psds() step by step, so that the per-class curves come from the same (costly) ROC pass
         _, _, tpr_vs_efpr = pe.psd_roc_curves(params.alpha_ct)
-        psd_roc = pe._effective_tp_ratio(tpr_vs_efpr, params.alpha_st)
-        value = pe._auc(psd_roc.xp, psd_roc.yp, params.max_efpr, params.alpha_st > 0) / params.max_efpr
-        class_names = sorted(set(pe.class_names) - {_world_label()})
+        psd_roc = psds_eval_adapter.effective_tp_ratio(tpr_vs_efpr, params.alpha_st)
+        value = psds_eval_adapter.auc(psd_roc.xp, psd_roc.yp, params.max_efpr, params.alpha_st > 0) / params.max_efpr
+        class_names = sorted(set(pe.class_names) - {psds_eval_adapter.world_label()})
         per_class = {
-            name: float(pe._auc(tpr_vs_efpr.xp, tpr_vs_efpr.yp[i], params.max_efpr) / params.max_efpr)
+            name: psds_eval_adapter.auc(tpr_vs_efpr.xp, tpr_vs_efpr.yp[i], params.max_efpr) / params.max_efpr
             for i, name in enumerate(class_names)
         }
     return PSDSResult(
@@ -248,8 +251,3 @@ def _psds_sed_scores_eval(
         etpr=np.asarray(etpr, dtype=float),
     )
 
-
-def _world_label() -> str:
-    from psds_eval.psds import WORLD
-
-    return WORLD
