@@ -4,7 +4,7 @@ MLflow's client only offers ``get_metric_history`` (one request per metric per r
 over HTTP, so 1,000 runs × 3 metrics take minutes). Faster routes, chosen by the URI's scheme:
 
 - ``http(s)://`` (a tracking server), ≤ 100 run ids and one key per request, a few in flight:
-  1. ``/ajax-api/2.0/mlflow/metrics/get-history-bulk`` (what the MLflow UI uses): one SQL query per
+  1. the UI's ``get-history-bulk`` route (``mlflow_adapter.BULK_ROUTE``, undocumented): one SQL query per
      request on the server. Its answer is cut at 25,000 points; a cut answer is split in halves and
      asked again, and a single run beyond the cut is read with ``get_metric_history``.
   2. if the server lacks it (404/405): the public ``/api/2.0/mlflow/metrics/get-history-bulk-interval``.
@@ -13,9 +13,11 @@ over HTTP, so 1,000 runs × 3 metrics take minutes). Faster routes, chosen by th
      against 0.57 s for route 1 and 3.5 s for 100 ``get_metric_history`` calls — so it is only the
      fallback.
   3. neither: ``get_metric_history`` per run and key.
+  Route 1 is used only when the server runs the MLflow it was checked on (mlflow_adapter.py).
 - ``sqlite:``, ``postgresql:``, ``mysql:``, ``mssql:`` (no server: the client *is* the store): one
   SQL query per 500 run ids on the store's ``metrics`` table through SQLAlchemy — what MLflow's own
-  SqlAlchemyStore does for one run, done for all runs at once.
+  SqlAlchemyStore does for one run, done for all runs at once (only with the MLflow version this
+  was checked on installed; otherwise, and if the read fails, ``get_metric_history``).
 - anything else (``file:``, ``databricks``…): ``MlflowClient.get_metric_history`` per run and key.
 
 All routes return the same long table: run_id, key, step, timestamp, value (NaN where MLflow stored
@@ -35,13 +37,13 @@ from urllib.parse import urlsplit
 import numpy as np
 import pandas as pd
 
+from . import mlflow_adapter
+
 logger = logging.getLogger(__name__)
 
 CURVE_KEYS: tuple[str, ...] = ("val_f1", "energy_cum_kwh", "cum_time_s")
-BULK_ROUTE = "/ajax-api/2.0/mlflow/metrics/get-history-bulk"
-BULK_MAX_POINTS_PER_REQUEST = (
-    25000  # MAX_HISTORY_RESULTS in mlflow/server/handlers.py: the response is cut there
-)
+BULK_ROUTE = mlflow_adapter.BULK_ROUTE
+BULK_MAX_POINTS_PER_REQUEST = mlflow_adapter.BULK_MAX_POINTS_PER_REQUEST  # the server cuts its answer there
 INTERVAL_ROUTE = "/api/2.0/mlflow/metrics/get-history-bulk-interval"
 INTERVAL_MAX_POINTS = 2500  # MAX_RESULTS_PER_RUN: beyond it the server samples the curve
 BULK_MAX_RUNS = 100  # both routes: at most 100 run ids per request
@@ -145,15 +147,11 @@ class RouteMissing(Exception):
 
 
 def _get_json(creds: Any, route: str, params: dict[str, Any]) -> dict[str, Any]:
-    from mlflow.utils.rest_utils import http_request
-
-    response = http_request(creds, route, "GET", params=params)
+    response = mlflow_adapter.http_get(creds, route, params)
     if response.status_code in (404, 405):
         raise RouteMissing(route)
     if response.status_code != 200:
-        from mlflow.utils.rest_utils import verify_rest_response
-
-        verify_rest_response(response, route)  # raises MlflowException with the server's message
+        mlflow_adapter.raise_for_response(response, route)  # MlflowException with the server's message
     return response.json()
 
 
@@ -205,10 +203,13 @@ def fetch_rest_bulk(
     client: Any = None,
     routes: Sequence[str] = ("bulk", "interval"),
 ) -> Histories:
-    """≤ 100 runs and one key per request, a few requests in flight; the first route the server has."""
-    from mlflow.utils.credentials import get_default_host_creds
+    """≤ 100 runs and one key per request, a few requests in flight; the first route the server has.
 
-    creds = get_default_host_creds(tracking_uri)
+    The UI's bulk route is skipped unless the server runs the MLflow it was checked on.
+    """
+    creds = mlflow_adapter.host_creds(tracking_uri)
+    if "bulk" in routes and not mlflow_adapter.bulk_route_usable(creds):
+        routes = tuple(route for route in routes if route != "bulk")
     fetchers = {"bulk": _bulk_chunk, "interval": _interval_chunk}
     jobs = [(chunk, key) for chunk in chunks(list(run_ids), BULK_MAX_RUNS) for key in keys]
     for route in routes:
@@ -272,7 +273,7 @@ def fetch_histories(
         return Histories(_frame([]), route)
     if route == "rest":
         return fetch_rest_bulk(tracking_uri, run_ids, keys, client=client)
-    if route == "sql":
+    if route == "sql" and mlflow_adapter.sql_read_usable():
         try:
             return Histories(fetch_sql(tracking_uri, run_ids, keys), "sql")
         except Exception as exc:  # not MLflow's schema after all: the client still works
