@@ -74,7 +74,9 @@ def test_reader_reports_each_repeated_row_once(duplicated):
     assert len(warnings) == 1 and warnings[0].endswith("at lines 2, 8, 9")
     assert labels.events["0.wav"].count((0.213, 2.54, "Dog")) == 3
     # without a warnings list the reader behaves as before
-    assert tsv.read_strong(duplicated / SYNTH_TSV, tuple(load_config().data.classes), []).events == labels.events
+    assert (
+        tsv.read_strong(duplicated / SYNTH_TSV, tuple(load_config().data.classes), []).events == labels.events
+    )
 
 
 def test_training_loads_the_data_and_logs_one_summary_line(duplicated, tmp_path, caplog):
