@@ -70,14 +70,14 @@ def test_allowed_hosts_are_passed_through(tmp_path):
 
 
 def test_environment_gets_a_private_auth_config(tmp_path):
-    env = server.server_environment(args(tmp_path, "--default-permission", "READ"), good_env())
+    env = server.server_environment(args(tmp_path, "--default-permission", "EDIT"), good_env())
     ini = tmp_path / "state" / "basic_auth.ini"
     assert env["MLFLOW_AUTH_CONFIG_PATH"] == str(ini)
     assert stat.S_IMODE(ini.stat().st_mode) == 0o600
     parsed = configparser.ConfigParser()
     parsed.read(ini)
     assert parsed["mlflow"]["database_uri"] == PG  # '%' survived configparser's interpolation
-    assert parsed["mlflow"]["default_permission"] == "READ"
+    assert parsed["mlflow"]["default_permission"] == "EDIT"  # a team that opts in to shared writing
     assert parsed.getint("mlflow", "auth_cache_ttl_seconds") == 60
     assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
     assert env["MLFLOW_BACKEND_STORE_URI"] == PG  # MLflow reads the store from the environment
@@ -90,6 +90,8 @@ def test_separate_auth_database(tmp_path):
     parsed.read(env["MLFLOW_AUTH_CONFIG_PATH"])
     assert parsed["mlflow"]["database_uri"] == other
     assert "SEDWATT_AUTH_DB_URI" not in env
+    # Without the flag a teammate may read, not write, what others created.
+    assert parsed["mlflow"]["default_permission"] == "READ"
 
 
 def test_env_file_fills_only_unset_variables(tmp_path):

@@ -2,7 +2,9 @@
 
 PostgreSQL holds runs and the model registry, an S3-compatible store (AWS, MinIO, moto) holds the
 artifacts *behind* the server (``--artifacts-destination``: clients need no cloud credentials), and
-MLflow's basic-auth app refuses anonymous clients. Every secret travels in environment variables
+MLflow's basic-auth app refuses anonymous clients. Signed-in users read everything but write only to the
+experiments and registered models they created (``--default-permission READ``; the creator gets MANAGE and
+can grant a teammate EDIT through MLflow's permission API). Every secret travels in environment variables
 (MLflow reads ``MLFLOW_BACKEND_STORE_URI``/``MLFLOW_ARTIFACTS_DESTINATION`` itself), never on the
 command line where ``ps`` would show it; the auth database URI, which MLflow only reads from its
 config file, goes into a 0600 file in the state folder.
@@ -150,8 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--default-permission",
         choices=PERMISSIONS,
-        default="EDIT",
-        help="what every signed-in user may do on others' experiments (default EDIT: a team logs into shared experiments)",
+        default="READ",
+        help="what every signed-in user may do on experiments and models someone else created (default READ: "
+        "everyone sees every run, writes only to their own; owners grant EDIT per experiment, see README). "
+        "EDIT lets any teammate log into, retag or rename anyone's runs",
     )
     parser.add_argument(
         "--auth-cache-ttl",
