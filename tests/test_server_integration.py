@@ -185,6 +185,11 @@ def test_sync_sends_a_spool_to_the_team_server(as_alice, tmp_path, capsys):
     assert [m.step for m in client.get_metric_history(run_id, "val_f1")] == [1, 2, 3]
     (version,) = client.search_model_versions("name = 'sedwatt-crnn-synced'")
     assert version.run_id == run_id
+    # Replayed without an active run, the logged model still belongs to the run's experiment, not to
+    # Default (id 0), which no ordinary user may write to on the team server.
+    assert version.source.startswith("models:/m-")
+    logged = client.get_logged_model(version.source.removeprefix("models:/"))
+    assert logged.experiment_id == run.info.experiment_id and logged.source_run_id == run_id
     assert mlflow.pytorch.load_model(f"models:/sedwatt-crnn-synced/{version.version}")(mlflow_tensor()).shape == (2, 10)
 
 
