@@ -94,3 +94,28 @@ def test_mlflow_run_main_records_the_schema(tiny_data, tmp_path):
 
     strong, weak = model(torch.rand(1, 32, 251))
     assert strong.shape == (1, 10, 62) and weak.shape == (1, 10)
+
+
+@pytest.mark.slow
+def test_mlflow_run_main_without_epochs_uses_the_configs_values(tiny_data, tmp_path):
+    """No -P epochs/batch_size/seed: the config's values are trained and logged, nothing logged twice."""
+    config = tmp_path / "mine.yaml"
+    config.write_text(
+        "name: mine\ndata: {clip_seconds: 4.0}\nfeatures: {n_mels: 32}\n"
+        "model: {channels: [8, 16], pools: [[2, 4], [2, 8]], rnn_hidden: 8, fast_dropout: true}\n"
+        f"train: {{epochs: 1, batch_size: 8, seed: 7, progress: false, out_dir: {tmp_path / 'outputs'}}}\n"
+        "energy: {enabled: false}\ntracking: {log_model: false, log_checkpoints: false}\n"
+    )
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # fmt: skip
+    cmd = [sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", "main", "--env-manager", "local",
+           "--experiment-name", "defaults", "-P", f"config={config}", "-P", f"data={tiny_data}"]  # fmt: skip
+    done = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    client = mlflow.MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("defaults").experiment_id])
+    params = run.data.params
+    assert (params["train.epochs"], params["batch_size"], params["seed"]) == ("1", "8", "7")
+    assert "epochs" not in params and not [k for k in params if k.startswith("sedwatt.")]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_f1")] == [1]

@@ -36,6 +36,28 @@ def best_student(student: Any, best_checkpoint: Path | None) -> Any:
 
 def log_model(model: Any, run_id: str, requirements: list[str] | None = None, step: int = 0) -> str:
     """Log ``model`` for ``run_id`` (no active run needed); returns the model URI (``models:/m-…``)."""
+    import os
+
+    import mlflow
+    import mlflow.pytorch
+
+    active = mlflow.active_run()
+    if active is None:
+        # No active run (``sedwatt sync``): MLflow would file the LoggedModel under the Default
+        # experiment (id 0), where a team server lets nobody write; file it under the run's own.
+        previous = os.environ.get("MLFLOW_EXPERIMENT_ID")
+        os.environ["MLFLOW_EXPERIMENT_ID"] = mlflow.MlflowClient().get_run(run_id).info.experiment_id
+        try:
+            return _log_model(model, run_id, requirements, step)
+        finally:
+            if previous is None:
+                os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+            else:
+                os.environ["MLFLOW_EXPERIMENT_ID"] = previous
+    return _log_model(model, run_id, requirements, step)
+
+
+def _log_model(model: Any, run_id: str, requirements: list[str] | None, step: int) -> str:
     import mlflow.pytorch
 
     info = mlflow.pytorch.log_model(
