@@ -5,8 +5,10 @@
     print(result.report_path)
 
 Modules: runs (which runs), history (their per-epoch curves, in bulk), per_run (runs.csv),
-tables (Table 1/2 numbers and cells), render (Markdown/LaTeX/HTML, atomic files), plots, findings,
-machines (hardware, calibrations, registry), report (report.html), api (``analyze``).
+cohorts (which runs are comparable), compute (a cohort's tables, findings, plots),
+tables (Table 1/2 numbers and cells), render (Markdown/LaTeX/HTML), plots, findings,
+machines (hardware, calibrations, registry), links (run pages in the MLflow UI), report (report.html),
+outputs (the files, in memory), api (``analyze``).
 """
 
 from .api import AnalysisResult, analyze

@@ -2,14 +2,15 @@
 
 Each finding is a sentence plus the numbers behind it (findings.json), so nothing in the report is
 written by hand. "Varies by X %" is the relative spread of the group means: (largest − smallest) /
-smallest.
+smallest. Findings are computed within one cohort of comparable runs (cohorts.py) and never across
+cohorts; a cohort with a single group has nothing to vary, so it gets no "varies by" finding.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,7 @@ class Finding:
     key: str
     text: str
     values: dict[str, float | int | str | None] = field(default_factory=dict)
+    cohort: str = ""  # the cohort's label when the runs form several cohorts; "" for all runs
 
 
 def spread(means: Sequence[float]) -> float | None:
@@ -43,6 +45,10 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{100 * value:.0f} %"
 
 
+def _runs(n: int) -> str:
+    return f"{n} run" if n == 1 else f"{n} runs"
+
+
 def _finite(series: pd.Series) -> pd.Series:
     values = pd.to_numeric(series, errors="coerce")
     return values[np.isfinite(values)]
@@ -50,6 +56,16 @@ def _finite(series: pd.Series) -> pd.Series:
 
 def variation_findings(runs: pd.DataFrame, group_keys: Sequence[str]) -> list[Finding]:
     label = " / ".join(group_keys)
+    groups = group_means(runs, group_keys, "max_f1").index
+    if len(groups) < 2:
+        return [
+            Finding(
+                "single_group",
+                f"One {label} group ({', '.join(map(str, groups)) or 'none'}) in these runs: "
+                f"nothing to compare across {label}.",
+                {"groups": len(groups)},
+            )
+        ]
     out: list[Finding] = []
     per_minute = group_means(runs, group_keys, "wh_per_minute")
     time = group_means(runs, group_keys, "time_s")
@@ -89,8 +105,8 @@ def variation_findings(runs: pd.DataFrame, group_keys: Sequence[str]) -> list[Fi
 
 
 def convergence_findings(runs: pd.DataFrame, group_keys: Sequence[str]) -> list[Finding]:
+    """What the last 5 % of F1 cost, and what early stopping would have saved."""
     out: list[Finding] = []
-    n = len(runs)
     extra = _finite(runs["extra_cost_95_to_max"])
     if len(extra):
         per_group = group_means(runs, group_keys, "extra_cost_95_to_max")
@@ -98,7 +114,12 @@ def convergence_findings(runs: pd.DataFrame, group_keys: Sequence[str]) -> list[
             Finding(
                 "last_5_percent_cost",
                 f"The last 5 % (relative) of F1 cost {_pct(extra.mean())} more energy on average "
-                f"(E@max / E@95 % − 1 over {len(extra)} runs; group means {_pct(per_group.min())}–{_pct(per_group.max())}).",
+                f"(E@max / E@95 % − 1 over {_runs(len(extra))}"
+                + (
+                    f"; group means {_pct(per_group.min())}–{_pct(per_group.max())})."
+                    if len(per_group) > 1
+                    else ")."
+                ),
                 {
                     "mean": float(extra.mean()),
                     "group_min": float(per_group.min()),
@@ -121,13 +142,20 @@ def convergence_findings(runs: pd.DataFrame, group_keys: Sequence[str]) -> list[
                 },
             )
         )
+    return out
+
+
+def outcome_findings(runs: pd.DataFrame, group_keys: Sequence[str]) -> list[Finding]:
+    """Who reached F1 = 40 %, the best and cheapest group, the Pareto front (only among several runs)."""
+    out: list[Finding] = []
+    n = len(runs)
     never = int(runs["energy_at_f1_40_kwh"].isna().sum())
     out.append(
         Finding(
             "never_reached_40",
             f"{never} of {n} runs never reached F1 = 40 % (their E@F1=40 % is left out of the means, not invented)."
             if never
-            else f"All {n} runs reached F1 = 40 %.",
+            else (f"All {n} runs reached F1 = 40 %." if n > 1 else "The run reached F1 = 40 %."),
             {"never": never, "runs": n},
         )
     )
@@ -143,6 +171,8 @@ def convergence_findings(runs: pd.DataFrame, group_keys: Sequence[str]) -> list[
                 {"best_f1_group": str(f1_means.idxmax()), "lowest_energy_group": str(energy_means.idxmin())},
             )
         )
+    if n < 2:  # one run is trivially its own Pareto front
+        return out
     front = pareto_mask(runs["max_f1"].to_numpy(dtype=float), runs["energy_total_kwh"].to_numpy(dtype=float))
     out.append(
         Finding(
@@ -169,10 +199,17 @@ def normalisation_finding(runs: pd.DataFrame, n_calibrations: int) -> Finding:
     return Finding("normalisation", text, {"calibrations": n_calibrations, "runs_normalised": covered})
 
 
-def compute_findings(runs: pd.DataFrame, group_keys: Sequence[str], n_calibrations: int) -> list[Finding]:
+def cohort_findings(runs: pd.DataFrame, group_keys: Sequence[str], cohort: str = "") -> list[Finding]:
+    """The findings of one cohort's runs (``cohort``: its label, kept on each finding)."""
     keys = list(group_keys)
-    return [
+    found = [
         *variation_findings(runs, keys),
         *convergence_findings(runs, keys),
-        normalisation_finding(runs, n_calibrations),
+        *outcome_findings(runs, keys),
     ]
+    return [replace(f, cohort=cohort) for f in found]
+
+
+def compute_findings(runs: pd.DataFrame, group_keys: Sequence[str], n_calibrations: int) -> list[Finding]:
+    """All findings of runs that form one cohort, plus the (cohort-free) normalisation finding."""
+    return [*cohort_findings(runs, group_keys), normalisation_finding(runs, n_calibrations)]

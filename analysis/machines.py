@@ -32,6 +32,7 @@ from .runs import RunRecord
 
 logger = logging.getLogger(__name__)
 
+
 def add_normalised_energy(
     runs: pd.DataFrame, records: dict[str, RunRecord], calibrations: dict[tuple[str, str], Calibration]
 ) -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """The report's figures as PNG bytes (matplotlib's object API: no pyplot state, no display needed).
 
 - F1 vs cumulative energy, one colour per group, with each run's 40 % / 95 %-of-max / max points;
-- energy per epoch and per minute by group (mean ± std bars, one dot per run);
+- energy per epoch and per minute by group (mean ± std bars, the lower bar cut at 0; one dot per run);
 - the Pareto front of F1 vs energy over runs (F1 up, energy down);
 - training time vs energy.
 """
@@ -113,8 +113,25 @@ def plot_f1_vs_energy(
     return _png(figure)
 
 
+def clipped_error(values: np.ndarray) -> tuple[float, np.ndarray | None]:
+    """Mean and ``yerr`` ([[lower], [upper]]) of a non-negative quantity: mean ± std, the lower bar cut at 0.
+
+    Energy, time and F1 are never negative, so a bar reaching below zero would show values no run can
+    have; the lower error is the smaller of std and the mean itself. None for a single value (no spread).
+    """
+    mean = float(values.mean())
+    if values.size < 2:
+        return mean, None
+    std = float(values.std(ddof=1))
+    return mean, np.array([[min(std, max(mean, 0.0))], [std]])
+
+
 def plot_energy_rates(runs: pd.DataFrame, group_keys: Sequence[str], title: str = "") -> bytes:
     """Wh per epoch and Wh per minute by group: mean ± std bars and the runs as dots."""
+    return _png(energy_rates_figure(runs, group_keys, title))
+
+
+def energy_rates_figure(runs: pd.DataFrame, group_keys: Sequence[str], title: str = ""):
     labels = group_labels(runs, group_keys)
     groups = _ordered_groups(labels)
     figure, axes = _figure(10.0, 4.0, ncols=2)
@@ -127,11 +144,11 @@ def plot_energy_rates(runs: pd.DataFrame, group_keys: Sequence[str], title: str 
             values = values[np.isfinite(values)]
             if values.size == 0:
                 continue
-            std = values.std(ddof=1) if values.size > 1 else 0.0
+            mean, yerr = clipped_error(values)
             ax.bar(
                 i,
-                values.mean(),
-                yerr=std if values.size > 1 else None,
+                mean,
+                yerr=yerr,
                 color="#9ecae1",
                 edgecolor="#3182bd",
                 capsize=4,
@@ -148,10 +165,10 @@ def plot_energy_rates(runs: pd.DataFrame, group_keys: Sequence[str], title: str 
         ax.set_ylabel(f"{name} (Wh)")
         ax.grid(axis="y", alpha=0.3)
     figure.suptitle(title or "Energy per epoch and per minute")
-    return _png(figure)
+    return figure
 
 
-def plot_pareto(runs: pd.DataFrame, group_keys: Sequence[str]) -> bytes:
+def plot_pareto(runs: pd.DataFrame, group_keys: Sequence[str], title: str = "") -> bytes:
     labels = group_labels(runs, group_keys)
     groups = _ordered_groups(labels)
     colours = dict(zip(groups, _colours(len(groups)), strict=True))
@@ -181,13 +198,13 @@ def plot_pareto(runs: pd.DataFrame, group_keys: Sequence[str]) -> bytes:
     axes.scatter(energy[front] * scale, f1[front] * 100, s=70, facecolor="none", edgecolor="black", lw=1.0)
     axes.set_xlabel(f"training energy ({unit})")
     axes.set_ylabel("max validation F1 (%)")
-    axes.set_title("F1 vs energy over runs: the Pareto front")
+    axes.set_title(title or "F1 vs energy over runs: the Pareto front")
     axes.grid(alpha=0.3)
     axes.legend(fontsize=7, loc="lower right")
     return _png(figure)
 
 
-def plot_time_vs_energy(runs: pd.DataFrame, group_keys: Sequence[str]) -> bytes:
+def plot_time_vs_energy(runs: pd.DataFrame, group_keys: Sequence[str], title: str = "") -> bytes:
     labels = group_labels(runs, group_keys)
     groups = _ordered_groups(labels)
     colours = dict(zip(groups, _colours(len(groups)), strict=True))
@@ -206,7 +223,7 @@ def plot_time_vs_energy(runs: pd.DataFrame, group_keys: Sequence[str]) -> bytes:
         )
     axes.set_xlabel("training time (min)")
     axes.set_ylabel(f"training energy ({unit})")
-    axes.set_title("Time vs energy")
+    axes.set_title(title or "Time vs energy")
     axes.grid(alpha=0.3)
     axes.legend(fontsize=7, loc="upper left")
     return _png(figure)

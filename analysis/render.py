@@ -64,10 +64,16 @@ def latex(table: Table) -> str:
     return "\n".join(lines) + "\n"
 
 
+def html_cell(text: str, url: str | None) -> str:
+    return f'<td><a href="{escape(url)}">{escape(text)}</a></td>' if url else f"<td>{escape(text)}</td>"
+
+
 def html(table: Table) -> str:
+    """The table in a horizontally scrolling box, so a table wider than the page never overflows it."""
     head = "".join(f"<th>{escape(h)}</th>" for h in table.headers)
-    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in table.rows)
+    body = "".join(
+        "<tr>" + "".join(html_cell(c, table.links.get((i, j))) for j, c in enumerate(row)) + "</tr>"
+        for i, row in enumerate(table.rows)
+    )
     notes = "".join(f'<p class="note">{escape(n)}</p>' for n in table.notes)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{notes}"
-
-
+    return f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>{notes}'

@@ -7,6 +7,7 @@ beside it. The template is jinja2 with autoescaping; tables arrive pre-rendered 
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -25,6 +26,7 @@ TEMPLATE = """<!doctype html>
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #222; }
 h1 { font-size: 1.5em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
 table { border-collapse: collapse; margin: .8em 0; font-size: .9em; }
+.table-wrap { max-width: 100%; overflow-x: auto; }
 th, td { border: 1px solid #ccc; padding: .25em .6em; text-align: right; white-space: nowrap; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 .note { color: #666; font-size: .85em; margin: .2em 0; } .meta td { text-align: left; }
@@ -35,7 +37,9 @@ li { margin: .3em 0; }
 <table class="meta">{% for k, v in meta %}<tr><th>{{ k }}</th><td>{{ v }}</td></tr>{% endfor %}</table>
 
 <h2>Findings</h2>
-<ul>{% for f in findings %}<li>{{ f.text }}</li>{% endfor %}</ul>
+{% for p in intro %}<p>{{ p }}</p>{% endfor %}
+{% for heading, items in findings %}{% if heading %}<h3>{{ heading }}</h3>{% endif %}
+<ul>{% for f in items %}<li>{{ f.text }}</li>{% endfor %}</ul>{% endfor %}
 
 {% for section in sections %}
 <h2>{{ section.heading }}</h2>
@@ -56,9 +60,16 @@ class Section:
 
 
 def frame_table(
-    title: str, frame: pd.DataFrame, notes: list[str] | None = None, max_rows: int | None = None
+    title: str,
+    frame: pd.DataFrame,
+    notes: list[str] | None = None,
+    max_rows: int | None = None,
+    run_link: Callable[[str], str | None] | None = None,
 ) -> Table:
-    """A plain DataFrame as a Table (numbers with 4 significant digits, NaN shown as n/a)."""
+    """A plain DataFrame as a Table (numbers with 4 significant digits, NaN shown as n/a).
+
+    ``run_link``: run id → URL; the ``run_id`` column's cells link there in HTML.
+    """
 
     def text(value: object) -> str:
         if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NA:
@@ -72,17 +83,30 @@ def frame_table(
     all_notes = list(notes or [])
     if max_rows is not None and len(frame) > max_rows:
         all_notes.append(f"first {max_rows} of {len(frame)} rows: runs.csv has them all")
-    return Table(title, [str(c) for c in frame.columns], rows, frame, all_notes)
+    links: dict[tuple[int, int], str] = {}
+    if run_link is not None and "run_id" in frame.columns:
+        column = list(frame.columns).index("run_id")
+        for i, run_id in enumerate(shown["run_id"]):
+            url = run_link(str(run_id))
+            if url:
+                links[(i, column)] = url
+    return Table(title, [str(c) for c in frame.columns], rows, frame, all_notes, links=links)
 
 
 def render_report(
-    title: str, meta: list[tuple[str, str]], findings: list[Finding], sections: list[Section]
+    title: str,
+    meta: list[tuple[str, str]],
+    findings: list[tuple[str, list[Finding]]],
+    sections: list[Section],
+    intro: Sequence[str] = (),
 ) -> str:
+    """``findings``: (heading, findings) per cohort (heading "" for a single cohort); ``intro``: above them."""
     environment = Environment(autoescape=True)
     template = environment.from_string(TEMPLATE)
     return template.render(
         title=title,
         meta=meta,
+        intro=list(intro),
         findings=findings,
         sections=[
             {

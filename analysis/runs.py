@@ -30,6 +30,7 @@ class RunRecord:
     start_time: int
     params: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    experiment_id: str = ""
 
 
 def resolve_experiments(client: Any, names: list[str], tracking_uri: str) -> dict[str, str]:
@@ -116,6 +117,7 @@ def search_training_runs(
             start_time=int(run.info.start_time or 0),
             params=dict(run.data.params),
             tags=dict(run.data.tags),
+            experiment_id=run.info.experiment_id,
         )
         for run in runs
         if run.data.tags.get("sedwatt.kind") == "train"  # the server filtered already; cheap to be sure

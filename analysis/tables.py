@@ -4,7 +4,7 @@ Per group and column: the mean and the sample standard deviation (ddof = 1) over
 a value, and how many runs that is. A run that never reached a target has no value there, so the
 mean is over the runs that did, and the cell says how many ("0.17 ± 0.02 (2/3)"); when none did, the
 cell says "never (0/3)" — or "n/a (0/3)" when the runs measured no energy at all. A single value has
-no spread: its std is shown as "n/a", never 0.
+no spread: the cell shows the value alone ("45.0"), never "± 0" (table*.csv leaves its std empty).
 
 Cell formats follow the paper: F1 in % with one decimal, time as hh:mm (hh:mm:ss when every mean is
 under an hour, as on CPU demo runs), energy in kWh with 2 decimals — in Wh when the table's largest
@@ -191,9 +191,10 @@ def cell(row: pd.Series, column: Column, fmt: CellFormat) -> str:
         return f"{'never' if column.target and row['n_energy'] > 0 else NA}{reached}"
     if fmt.kind == "pct":
         return f"{fmt.number(mean)} %{reached}"
-    spread = NA if n_values < 2 or pd.isna(std) else fmt.number(std, spread=True)
     unit = " %" if fmt.kind == "pct_pm" else ""
-    return f"{fmt.number(mean)} ± {spread}{unit}{reached}"
+    if n_values < 2 or pd.isna(std):  # one value has no spread: the value alone, never "± 0" or "± n/a"
+        return f"{fmt.number(mean)}{unit}{reached}"
+    return f"{fmt.number(mean)} ± {fmt.number(std, spread=True)}{unit}{reached}"
 
 
 @dataclass
@@ -206,6 +207,7 @@ class Table:
     stats: pd.DataFrame = field(repr=False)
     notes: list[str] = field(default_factory=list)
     key_columns: int = 1  # leading label columns (left-aligned)
+    links: dict[tuple[int, int], str] = field(default_factory=dict)  # (row, column) → URL, in HTML only
 
 
 def key_header(key: str) -> str:
@@ -238,7 +240,8 @@ def build_table(
         for _, row in stats.iterrows()
     ]
     notes = [
-        "mean ± sample std over runs; n/a: a single value; (k/n): only k of the group's n runs reached the target"
+        "mean ± sample std over runs; a value without ± is a single run's; "
+        "(k/n): only k of the group's n runs reached the target"
     ]
     return Table(title, headers, rows, stats, notes, key_columns=len(group_keys))
 

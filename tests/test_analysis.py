@@ -173,8 +173,8 @@ def test_table1_markdown(result):
     # max F1 (.60 .50 .38): mean 49.3, sample std 11.0; time 1 h, 2 h, 1.5 h: 01:30 ± 0:30;
     # energy .6 1.2 .9: 0.90 ± 0.30; Wh/epoch 100 200 150; Wh/min 10 10 10.
     assert rows[1] == ["4", "3", "49.3 ± 11.0", "01:30 ± 0:30", "0.90 ± 0.30", "150.0 ± 50.0", "10.0 ± 0.0"]
-    # A group of one run: std n/a, never 0.
-    assert rows[2] == ["8", "1", "45.0 ± n/a", "00:03 ± n/a", "0.15 ± n/a", "50.0 ± n/a", "50.0 ± n/a"]
+    # A group of one run: the value alone, no spread (never "± 0", never "± n/a").
+    assert rows[2] == ["8", "1", "45.0", "00:03", "0.15", "50.0", "50.0"]
 
 
 def test_table2_markdown(result):
@@ -188,22 +188,13 @@ def test_table2_markdown(result):
     assert rows[1] == [
         "4", "3", "49.3 ± 11.0", "46.9 ± 10.5", "0.40 ± 0.28 (2/3)", "0.55 ± 0.22", "0.73 ± 0.21", "0.90 ± 0.30", "42 %",
     ]  # fmt: skip
-    assert rows[2] == [
-        "8",
-        "1",
-        "45.0 ± n/a",
-        "42.8 ± n/a",
-        "0.10 ± n/a",
-        "0.10 ± n/a",
-        "0.10 ± n/a",
-        "0.15 ± n/a",
-        "0 %",
-    ]
+    assert rows[2] == ["8", "1", "45.0", "42.8", "0.10", "0.10", "0.10", "0.15", "0 %"]
 
 
 def test_table_csv_numbers(result):
     t1 = pd.read_csv(result.out_dir / "table1.csv")
-    assert list(t1.columns[:4]) == ["params.batch_size", "n_runs", "max_f1_mean", "max_f1_std"]
+    assert list(t1.columns[:5]) == ["cohort", "params.batch_size", "n_runs", "max_f1_mean", "max_f1_std"]
+    assert set(t1["cohort"]) == {"all runs"}  # r1-r4 logged no config: one cohort
     four = t1[t1["params.batch_size"] == 4].iloc[0]
     assert four.n_runs == 3
     assert four.max_f1_mean == pytest.approx((0.6 + 0.5 + 0.38) / 3)
@@ -297,7 +288,7 @@ def test_tiny_energies_switch_to_wh_and_seconds(store, tmp_path):
     assert rows[0][4] == "@F1=40 % (Wh)"
     # One run reached 40 % at 0.0008 kWh = 0.8 Wh; totals 0.8 and 1.0 Wh: 0.9 ± 0.14. The smallest value,
     # 0.8, needs 2 decimals for two significant digits, and all energy columns share them.
-    assert rows[1][4] == "0.80 ± n/a (1/2)"
+    assert rows[1][4] == "0.80 (1/2)"
     assert rows[1][7] == "0.90 ± 0.14"
     t1 = md_rows(tmp_path / "cpu" / "table1.md")
     assert t1[0][3] == "Time (hh:mm:ss)" and t1[1][3] == "00:01:10 ± 0:00:14"  # 60 s and 80 s
@@ -307,8 +298,8 @@ def test_never_reached_versus_not_measured(store, tmp_path):
     result = analyze(["paper-edge"], None, None, tmp_path / "edge", tracking_uri=store)
     rows = md_rows(tmp_path / "edge" / "table2.md")
     # batch 2 measured energy but never reached 40 %; batch 64 reached it but measured no energy.
-    assert rows[1][:5] == ["2", "1", "20.0 ± n/a", "19.0 ± n/a", "never (0/1)"]
-    assert rows[2][:5] == ["64", "1", "60.0 ± n/a", "57.0 ± n/a", "n/a (0/1)"]
+    assert rows[1][:5] == ["2", "1", "20.0", "19.0", "never (0/1)"]
+    assert rows[2][:5] == ["64", "1", "60.0", "57.0", "n/a (0/1)"]
     assert rows[2][7] == "n/a (0/1)"
     t1 = md_rows(tmp_path / "edge" / "table1.md")
     assert t1[2][4:] == ["n/a (0/1)", "n/a (0/1)", "n/a (0/1)"]

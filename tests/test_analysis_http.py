@@ -167,3 +167,20 @@ def test_analysis_over_http_matches_the_sqlite_store(served, tmp_path):
     assert (tmp_path / "http" / "table2.md").read_text() == (tmp_path / "sql" / "table2.md").read_text()
     nan_run = over_http.runs.set_index("run_name").loc["h0"]
     assert nan_run.epochs == 12  # the NaN epoch still counts as an epoch, and never reaches a target
+
+
+def test_report_links_run_ids_to_the_servers_ui(served, tmp_path):
+    from mlflow import MlflowClient
+
+    sqlite_uri, url = served
+    experiment_id = MlflowClient(url).get_experiment_by_name("served").experiment_id
+    html = analyze(["served"], None, None, tmp_path / "links", tracking_uri=url).report_path.read_text()
+    ids = run_ids_of(url)
+    for run_id in ids:  # in the runs table: the id, linking to the run's page in the UI
+        page = f"{url}/#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
+        assert f'<a href="{page}">{run_id}</a>' in html
+    assert html.count('<a href="') == len(ids)
+    plain = analyze(
+        ["served"], None, None, tmp_path / "plain", tracking_uri=sqlite_uri
+    ).report_path.read_text()
+    assert "<a href=" not in plain and f"<td>{ids[0]}</td>" in plain  # a sqlite store: plain ids

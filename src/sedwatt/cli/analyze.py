@@ -2,8 +2,11 @@
 
 Every number is recomputed from the runs' per-epoch histories (fetched in bulk), not from the
 summary metrics a run logged. Only training runs (tag sedwatt.kind = 'train') with at least one
-epoch are analysed. Writes runs.csv, table1/table2 (.csv/.md/.tex), savings and hardware tables,
-model_versions.csv, findings.json, the plots (PNG) and report.html into --out.
+epoch are analysed. Only comparable runs are compared: runs whose configs differ in more than the
+--group-by keys (another epoch budget, model, lr, dataset…; seeds, paths and tracking names aside)
+form separate cohorts, each with its own tables, plots and findings. Writes runs.csv, table1/table2
+(.csv/.md/.tex), savings and hardware tables, model_versions.csv, findings.json, the plots (PNG) and
+report.html into --out.
 
 Examples:
   sedwatt analyze --experiment sedwatt --out report
@@ -56,8 +59,16 @@ def run(args: argparse.Namespace) -> int:
         f"analysed {len(result.runs)} training runs{skipped} "
         f"(histories via {result.route} in {result.timings_s.get('fetch', 0.0):.1f} s)"
     )
+    if len(result.cohorts) > 1:
+        print(
+            f"{len(result.cohorts)} cohorts of comparable runs (their configs differ beyond the group key; "
+            "each is analysed on its own, never compared with another):"
+        )
+        for cohort in result.cohorts:
+            n = len(cohort.runs)
+            print(f"  cohort {cohort.cohort.index} ({cohort.cohort.label}): {n} run{'s' if n != 1 else ''}")
     for finding in result.findings:
-        print(f"- {finding.text}")
+        print(f"- [{finding.cohort}] {finding.text}" if finding.cohort else f"- {finding.text}")
     print(f"wrote {len(result.files)} files to {result.out_dir}")
     print(f"report: {result.report_path}")
     return 0
