@@ -1,8 +1,11 @@
 """Energy measurement with the real CodeCarbon (offline), on short sleeps: sums, resume, provenance,
-forced powers, the GPU fallback's replacement of the GPU term, silence, no network, no zombie.
+forced powers, the GPU fallback's replacement of the GPU term, silence, no network, no zombie, what the
+files next to the figures say, and the one-line description of a figure.
 
 Epochs here last ~0.4 s; CodeCarbon's per-task figures are still exact sums of its measurements,
 and RAM power is a constant, so energy = power × time can be checked without timing assumptions.
+These tests check CodeCarbon's machine figures, so they run with ``tracking_mode=machine`` (the process
+attribution on top of them is tested in test_energy_attribution.py).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import torch
 from sedwatt.config import EnergyConfig, SedwattConfig
 from sedwatt.energy import EnergyCallback, EnergySession, measure_energy, quiet_codecarbon
 from sedwatt.energy.nvml import GpuPlan
+from sedwatt.energy.provenance import describe_energy, format_energy
 from sedwatt.errors import SedwattError
 from sedwatt.training.callbacks import RunState
 
@@ -39,7 +43,8 @@ ENERGY_METRICS = (
 def run_config(**energy) -> SedwattConfig:
     config = SedwattConfig()
     config.train.device = "cpu"
-    for key, value in {"measure_power_secs": 0.5, "country_iso_code": "FRA", **energy}.items():
+    defaults = {"measure_power_secs": 0.5, "country_iso_code": "FRA", "tracking_mode": "machine"}
+    for key, value in {**defaults, **energy}.items():
         setattr(config.energy, key, value)
     return config
 
@@ -134,6 +139,122 @@ def test_per_epoch_csv_and_artifacts(three_epochs):
         assert Path(path).is_file() and Path(path).parent == out / "energy" / "codecarbon"
 
 
+def test_readme_explains_codecarbon_csvs_and_what_it_says_holds(three_epochs):
+    state, out = three_epochs["state"], three_epochs["out"]
+    readme = out / "energy" / "README.md"
+    assert state.info["artifacts"]["energy/README.md"] == str(readme)
+    text = readme.read_text()
+    assert "emissions.csv" in text and "cpu_utilization_percent" in text and "machine" in text
+    assert "Session 1 (3 epochs measured)" in text
+    rows = read_csv(out / "energy" / "epochs.csv")
+    files = state.info["artifacts"]["energy/codecarbon"]
+    (summary,) = [row for f in files if Path(f).name == "emissions.csv" for row in read_csv(Path(f))]
+    tasks = [row for f in files if "emissions_sedwatt_" in f for row in read_csv(Path(f))]
+    machine = sum(float(r["machine_cpu_energy_kwh"]) + float(r["machine_ram_energy_kwh"]) for r in rows)
+    # What the README says of CodeCarbon 3.3.2's files: the summary's energy covers every epoch (plus the
+    # instant between the last epoch and the tracker's stop) but its duration only the last epoch ...
+    assert machine * (1 - 1e-9) <= float(summary["energy_consumed"]) < 1.2 * machine
+    assert float(rows[-1]["duration_s"]) - 0.01 <= float(summary["duration"]) < 0.5 * sum(
+        float(r["duration_s"]) for r in rows
+    )
+    # ... and the task rows hold the epochs' machine figures with a CPU utilisation of 0, which ours is not.
+    for task, row in zip(tasks, rows, strict=True):
+        assert float(task["cpu_energy"]) == pytest.approx(float(row["machine_cpu_energy_kwh"]), rel=1e-9)
+        assert float(task["ram_energy"]) == pytest.approx(float(row["machine_ram_energy_kwh"]), rel=1e-9)
+        assert float(task["cpu_utilization_percent"]) == 0.0
+    assert any(float(r["cpu_util_pct"]) > 0 for r in rows)
+
+
+def test_description_of_the_recorded_run(three_epochs):
+    """describe_energy on what this machine's run recorded: its tags and its last epoch's metrics."""
+    tags, last = three_epochs["state"].info["tags"], three_epochs["history"][-1]
+    text = describe_energy(last, tags)
+    assert text.startswith(f"{format_energy(last['energy_cum_kwh'])} (")
+    ram = f"RAM {format_energy(last['ram_energy_cum_kwh'])} constant {tags['energy.ram_power_w']} W estimate"
+    assert ram in text
+    assert text.endswith("; whole machine)") or "shared with busy processes" in text
+    assert "no GPU" in text
+    if tags["energy.cpu_method"] == "cpu-load-estimate":
+        assert text.startswith(f"{format_energy(last['energy_cum_kwh'])} (estimate: CPU ")
+        assert f"TDP × load estimate at {tags['energy.cpu_tdp_w']} W" in text
+    epoch = describe_energy(last, tags, epoch=True, short=True)
+    assert epoch.startswith(f"{format_energy(last['energy_kwh'])} (") and "whole machine" in epoch
+
+
+# Tags and cumulative metrics as runs recorded them: this 2-core VM (no RAPL) in process mode, and a GPU
+# server with RAPL and an NVML energy counter.
+RECORDED_VM = (
+    {
+        "energy.tool": "codecarbon 3.3.2",
+        "energy.cpu_method": "cpu-load-estimate",
+        "energy.cpu_tdp_source": "default-4W-per-thread",
+        "energy.cpu_tdp_w": "8",
+        "energy.ram_method": "dimm-estimate",
+        "energy.ram_power_w": "20",
+        "energy.attribution": "process-cpu-share",
+        "energy.gpu_method": "none",
+    },
+    {
+        "energy_total_kwh": 0.00436,
+        "cpu_energy_cum_kwh": 0.0011,
+        "ram_energy_cum_kwh": 0.00326,
+        "gpu_energy_cum_kwh": 0.0,
+    },
+)
+RECORDED_GPU_SERVER = (
+    {
+        "energy.cpu_method": "rapl",
+        "energy.ram_method": "dimm-estimate",
+        "energy.ram_power_w": "40",
+        "energy.gpu_method": "nvml-counter",
+        "energy.attribution": "machine",
+    },
+    {
+        "energy_cum_kwh": 1.234,
+        "cpu_energy_cum_kwh": 0.2,
+        "ram_energy_cum_kwh": 0.034,
+        "gpu_energy_cum_kwh": 1.0,
+    },
+)
+
+
+def test_description_of_recorded_provenance():
+    tags, values = RECORDED_VM
+    assert describe_energy(values, tags) == (
+        "4.36 Wh (estimate: CPU 1.1 Wh TDP × load estimate at 8 W default TDP, "
+        "RAM 3.26 Wh constant 20 W estimate from RAM size, no GPU; "
+        "this process's share of the machine's CPU and RAM by CPU time)"
+    )
+    tags, values = RECORDED_GPU_SERVER
+    assert describe_energy(values, tags) == (
+        "1.23 kWh (partly estimated: CPU 200 Wh RAPL reading, "
+        "RAM 34 Wh constant 40 W estimate from RAM size, "
+        "GPU 1 kWh NVML energy counter; whole machine; GPU whole device)"
+    )
+    shared = {**tags, "energy.contended_epochs": "3", "energy.min_process_cpu_share": "0.45"}
+    assert "whole machine, shared with busy processes in 3 epochs (this one down to 45%)" in describe_energy(
+        values, shared
+    )
+    forced = {**RECORDED_VM[0], "energy.cpu_method": "forced-65W-cpu-load", "energy.ram_method": "forced-5W"}
+    assert "CPU 1.1 Wh forced 65 W × load estimate, RAM 3.26 Wh constant forced 5 W" in describe_energy(
+        RECORDED_VM[1], forced
+    )
+    assert describe_energy({}, tags) == "energy not measured"
+    one_epoch = {"energy_kwh": 2e-5, "energy_process_cpu_share": 0.4}
+    short = describe_energy(one_epoch, RECORDED_VM[0], epoch=True, short=True)
+    assert short == "20 mWh (estimate, process share 0.40)"
+
+
+def test_energy_format():
+    assert [format_energy(k) for k in (0.0, 2e-5, 0.00436, 0.02712, 1.234)] == [
+        "0 Wh",
+        "20 mWh",
+        "4.36 Wh",
+        "27.1 Wh",
+        "1.23 kWh",
+    ]
+
+
 def test_provenance_tags_match_this_machine(three_epochs):
     import codecarbon
 
@@ -141,6 +262,7 @@ def test_provenance_tags_match_this_machine(three_epochs):
     assert tags["energy.tool"] == f"codecarbon {codecarbon.__version__}"
     assert tags["energy.interval_s"] == "0.5"
     assert tags["energy.tracking_mode"] == "machine"
+    assert tags["energy.attribution"] == "machine"
     assert tags["energy.country"] == "FRA"
     assert tags["energy.ram_method"] == "dimm-estimate"
     if not Path("/sys/class/powercap/intel-rapl").exists():
@@ -228,7 +350,9 @@ def test_failed_training_stops_the_tracker_and_keeps_the_partial_epoch(tmp_path)
 
 
 def test_forced_powers_change_the_method_and_scale_the_energy(tmp_path):
-    config = EnergyConfig(measure_power_secs=0.5, force_cpu_power_w=1000.0, force_ram_power_w=5.0)
+    config = EnergyConfig(
+        measure_power_secs=0.5, force_cpu_power_w=1000.0, force_ram_power_w=5.0, tracking_mode="machine"
+    )
     with measure_energy(config, tmp_path / "forced", "forced") as result:
         time.sleep(0.8)
     assert result.measured
@@ -242,20 +366,21 @@ def test_forced_powers_change_the_method_and_scale_the_energy(tmp_path):
 
 
 def test_forced_cpu_power_exceeds_any_unforced_estimate(tmp_path):
-    plain = EnergySession(EnergyConfig(measure_power_secs=0.5), tmp_path / "plain")
+    plain = EnergySession(EnergyConfig(measure_power_secs=0.5, tracking_mode="machine"), tmp_path / "plain")
     plain.close()
     tdp = plain.tags.get("energy.cpu_tdp_w")
     if tdp is None:
         pytest.skip("CPU measured by a counter here, not a TDP estimate")
     forced_w = 20 * float(tdp)  # its 10 % floor is twice the unforced maximum
-    with measure_energy(EnergyConfig(force_cpu_power_w=forced_w), tmp_path / "forced", "x") as result:
+    forced = EnergyConfig(force_cpu_power_w=forced_w, tracking_mode="machine")
+    with measure_energy(forced, tmp_path / "forced", "x") as result:
         time.sleep(0.5)
     assert result.cpu_energy_kwh * J_PER_KWH > float(tdp) * result.duration_s
 
 
 def test_measurements_follow_the_interval_inside_an_epoch(tmp_path):
     """CodeCarbon pauses its scheduler during a task; the session measures at measure_power_secs."""
-    session = EnergySession(EnergyConfig(measure_power_secs=0.1), tmp_path)
+    session = EnergySession(EnergyConfig(measure_power_secs=0.1, tracking_mode="machine"), tmp_path)
     before = session.tracker._power_measurement_count
     session.start_segment("long")
     time.sleep(0.65)
@@ -268,7 +393,8 @@ def test_measurements_follow_the_interval_inside_an_epoch(tmp_path):
 
 
 def test_inference_measurement_holds_totals_and_provenance(tmp_path):
-    with measure_energy(EnergyConfig(measure_power_secs=0.5), tmp_path, "devtest") as result:
+    config = EnergyConfig(measure_power_secs=0.5, tracking_mode="machine")
+    with measure_energy(config, tmp_path, "devtest") as result:
         assert not result.measured
         time.sleep(0.5)
     assert result.measured and result.duration_s == pytest.approx(0.5, abs=0.15)
@@ -282,7 +408,8 @@ def test_inference_measurement_holds_totals_and_provenance(tmp_path):
 
 
 def test_inference_measurement_survives_an_error(tmp_path):
-    with pytest.raises(ZeroDivisionError), measure_energy(EnergyConfig(), tmp_path, "broken") as result:
+    machine = EnergyConfig(tracking_mode="machine")
+    with pytest.raises(ZeroDivisionError), measure_energy(machine, tmp_path, "broken") as result:
         time.sleep(0.2)
         _ = 1 / 0
     assert result.measured and result.energy_kwh > 0
@@ -314,7 +441,7 @@ def test_gpu_power_integration_replaces_the_gpu_term(tmp_path):
         metrics["cpu_energy_kwh"] + metrics["gpu_energy_kwh"] + metrics["ram_energy_kwh"]
     )
     # Emissions follow the added energy at the country's intensity.
-    with measure_energy(EnergyConfig(), tmp_path / "plain", "plain") as plain:
+    with measure_energy(EnergyConfig(tracking_mode="machine"), tmp_path / "plain", "plain") as plain:
         time.sleep(0.2)
     intensity = plain.emissions_kg / plain.energy_kwh
     assert metrics["emissions_kg"] / metrics["energy_kwh"] == pytest.approx(intensity, rel=1e-6)

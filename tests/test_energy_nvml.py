@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import time
+import types
 
 import pytest
 
@@ -217,6 +218,16 @@ def test_plan_for_a_gpu_with_counter_leaves_it_to_codecarbon():
         0, nvml=FakeNvml([DEVICE_1080TI, DEVICE_A100]), uuid="GPU-2222bbbb-0000-0000-0000-000000000002"
     )
     assert (plan.method, plan.nvml_index, plan.source) == ("nvml-counter", 1, None)
+
+
+def test_plan_counts_the_processes_of_the_planned_device():
+    """GPU energy is the whole device's; the plan can tell how many compute processes share it."""
+    nvml = FakeNvml([DEVICE_1080TI, DEVICE_A100])
+    # device 0 (the 1080 Ti) runs one process, device 1 (the A100) two
+    nvml.nvmlDeviceGetComputeRunningProcesses = lambda h: [types.SimpleNamespace(pid=100 + i) for i in range(h + 1)]
+    for uuid, expected in ((DEVICE_1080TI["uuid"], 1), (DEVICE_A100["uuid"], 2)):
+        plan = plan_gpu(0, nvml=nvml, uuid=uuid)
+        assert plan.processes is not None and plan.processes.count() == expected
 
 
 def test_plan_without_gpu_or_nvml(monkeypatch):

@@ -207,7 +207,11 @@ class EnergyConfig(_Section):
     enabled: bool = True
     country_iso_code: str = Field("FRA", pattern=r"^[A-Z]{3}$")
     measure_power_secs: float = Field(15.0, gt=0)
-    tracking_mode: Literal["machine", "process"] = "machine"
+    # process: the job is charged the machine's CPU and RAM energy × its share of the machine's CPU time
+    # (energy/attribution.py); machine: the whole machine's. CodeCarbon itself always measures the machine.
+    tracking_mode: Literal["machine", "process"] = "process"
+    # An epoch whose process CPU-time share is below this is flagged (a warning in machine mode).
+    contended_share: float = Field(0.8, gt=0, le=1)
     force_cpu_power_w: float | None = Field(None, gt=0)
     force_ram_power_w: float | None = Field(None, gt=0)
     # Pre-Volta GPUs have no NVML energy counter: sample NVML power at this interval and integrate.

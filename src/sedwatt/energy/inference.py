@@ -29,6 +29,7 @@ class EnergyMeasurement:
     gpu_energy_kwh: float | None = None
     ram_energy_kwh: float | None = None
     emissions_kg: float | None = None
+    process_cpu_share: float | None = None  # this process's share of the machine's CPU time (attribution.py)
     tags: dict[str, str] = field(default_factory=dict)  # energy.* provenance
     files: list[Path] = field(default_factory=list)  # CodeCarbon's CSVs
 
@@ -43,6 +44,7 @@ class EnergyMeasurement:
             "ram_energy_kwh": self.ram_energy_kwh,
             "emissions_kg": self.emissions_kg,
             "duration_s": self.duration_s,
+            "process_cpu_share": self.process_cpu_share,
         }
         return {f"{prefix}{key}": float(value) for key, value in values.items() if value is not None}
 
@@ -82,5 +84,6 @@ def measure_energy(
                 result.gpu_energy_kwh = segment.gpu_energy_kwh
                 result.ram_energy_kwh = segment.ram_energy_kwh
                 result.emissions_kg = segment.emissions_kg
+                result.process_cpu_share = segment.process_cpu_share
         finally:
             result.files = session.close()

@@ -145,6 +145,27 @@ class NvmlPowerSource:
         return self.nvml.nvmlDeviceGetPowerUsage(self.handle) / 1000.0
 
 
+class NvmlProcessCounter:
+    """How many compute processes hold an NVML device (this one included), or None if unreadable.
+
+    GPU energy is the whole device's (per-process accounting needs root and NVML accounting mode);
+    this count is what tells a shared GPU. PIDs are not compared with ours: inside a container NVML
+    may report host PIDs.
+    """
+
+    def __init__(self, nvml: Any, handle: Any) -> None:
+        self.nvml = nvml
+        self.handle = handle
+
+    def count(self) -> int | None:
+        try:
+            processes = self.nvml.nvmlDeviceGetComputeRunningProcesses(self.handle)
+        except Exception:
+            logger.debug("NVML process list unreadable", exc_info=True)
+            return None
+        return len({getattr(p, "pid", id(p)) for p in processes})
+
+
 def has_energy_counter(nvml: Any, handle: Any) -> bool:
     """Whether the device has a usable total-energy counter (Volta and later do)."""
     try:
@@ -195,6 +216,7 @@ class GpuPlan:
     nvml_index: int | None = None  # the device CodeCarbon should track (gpu_ids)
     model: str = "none"
     source: PowerSource | None = None  # set for "nvml-power-integration"
+    processes: NvmlProcessCounter | None = None  # compute processes on the device (it is shared if > 1)
 
 
 def load_nvml() -> Any | None:
@@ -235,6 +257,7 @@ def plan_gpu(cuda_index: int | None, nvml: Any | None = None, uuid: str | None =
         return GpuPlan("codecarbon-default")
     index, handle = found
     model = _text(nvml.nvmlDeviceGetName(handle))
+    processes = NvmlProcessCounter(nvml, handle)
     if has_energy_counter(nvml, handle):
-        return GpuPlan("nvml-counter", index, model)
-    return GpuPlan("nvml-power-integration", index, model, NvmlPowerSource(nvml, handle))
+        return GpuPlan("nvml-counter", index, model, processes=processes)
+    return GpuPlan("nvml-power-integration", index, model, NvmlPowerSource(nvml, handle), processes)

@@ -12,6 +12,11 @@ In task mode CodeCarbon pauses its ``measure_power_secs`` scheduler and would re
 only at each segment's ends (averaging its 1 s CPU-load / GPU-power samples in between), so the
 session triggers CodeCarbon's measurement itself every ``measure_power_secs`` during a segment.
 
+CodeCarbon always measures the whole machine here (its ``tracking_mode="machine"``); with
+``energy.tracking_mode=process`` the session charges the segment its process tree's share of the
+machine's CPU time (attribution.py says why CodeCarbon's own process mode is not used). A segment
+keeps both figures: the charged terms and the machine's.
+
 Handling these traps needs CodeCarbon's private attributes; they are read only in
 codecarbon_adapter.py, which refuses any CodeCarbon but the exact version they were checked against.
 """
@@ -28,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sedwatt.energy import codecarbon_adapter as cc
+from sedwatt.energy.attribution import CpuShareMeter, attribute, attribution_name
 from sedwatt.energy.nvml import GpuPlan, PowerSampler, plan_gpu
 from sedwatt.energy.provenance import codecarbon_gpu_method, cpu_provenance, ram_provenance
 from sedwatt.errors import SedwattError
@@ -102,7 +108,11 @@ def known_country(iso_code: str) -> bool:
 
 @dataclass
 class Segment:
-    """The energy of one measured span (kWh, W, %, s); powers are averages over the span."""
+    """The energy of one measured span (kWh, W, %, s); powers are averages over the span.
+
+    ``energy_kwh`` and its CPU/GPU/RAM terms are what the job is charged (``attribution``);
+    ``machine_*`` are the whole machine's figures they come from.
+    """
 
     name: str
     duration_s: float
@@ -117,6 +127,14 @@ class Segment:
     cpu_util_pct: float  # system-wide, from psutil CPU times over the span
     gpu_util_pct: float
     codecarbon_gpu_energy_kwh: float  # CodeCarbon's own GPU figure (differs when sedwatt integrates)
+    attribution: str = "machine"  # "machine" or "process-cpu-share" (attribution.py)
+    process_cpu_share: float = 1.0  # this process tree's CPU time ÷ the machine's busy CPU time
+    process_cpu_s: float = 0.0
+    machine_cpu_s: float = 0.0
+    machine_energy_kwh: float = 0.0  # CPU + GPU + RAM of the whole machine
+    machine_cpu_energy_kwh: float = 0.0
+    machine_ram_energy_kwh: float = 0.0
+    gpu_processes: int = 0  # compute processes seen on the measured GPU (0: no GPU or unreadable)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -202,6 +220,8 @@ class EnergySession:
         self._sampler: PowerSampler | None = None
         self._measurer: _IntervalMeasurer | None = None
         self._cpu_times_at_start: Any = None
+        self._share_meter = CpuShareMeter()
+        self._gpu_processes = 0
         self._quiet = quiet_codecarbon()  # before the first codecarbon import: it logs at import
         self._quiet.__enter__()
         try:
@@ -246,7 +266,7 @@ class EnergySession:
             "project_name": project_name,
             "experiment_name": project_name,
             "measure_power_secs": cfg.measure_power_secs,
-            "tracking_mode": cfg.tracking_mode,
+            "tracking_mode": "machine",  # attribution to the process is sedwatt's (attribution.py)
             "force_cpu_power": cfg.force_cpu_power_w,
             "force_ram_power": cfg.force_ram_power_w,
             "force_mode_cpu_load": False,
@@ -296,6 +316,7 @@ class EnergySession:
             **ram_provenance(hardware),
             "energy.interval_s": f"{cfg.measure_power_secs:g}",
             "energy.tracking_mode": cfg.tracking_mode,
+            "energy.attribution": attribution_name(cfg.tracking_mode),
             "energy.country": cfg.country_iso_code,
         }
         codecarbon_gpu = codecarbon_gpu_method(hardware)
@@ -331,13 +352,22 @@ class EnergySession:
         self._measurer = _IntervalMeasurer(self.tracker, self.config.measure_power_secs)
         self._measurer.start()
         self._cpu_times_at_start = _cpu_times()
+        self._share_meter.start()
+        self._gpu_processes = self._count_gpu_processes()
         self._active = name
+
+    def _count_gpu_processes(self) -> int:
+        counter = self.gpu_plan.processes
+        count = counter.count() if counter is not None else None
+        return int(count or 0)
 
     def stop_segment(self) -> Segment:
         if self._active is None:
             raise RuntimeError("no segment is being measured")
         name, self._active = self._active, None
         cpu_util = _busy_percent(self._cpu_times_at_start, _cpu_times())
+        share = self._share_meter.stop()
+        gpu_processes = max(self._gpu_processes, self._count_gpu_processes())
         if self._measurer is not None:  # before stop_task: never two measurements at once
             self._measurer.stop()
             self._measurer = None
@@ -347,12 +377,15 @@ class EnergySession:
         if data is None:
             raise SedwattError(f"energy: CodeCarbon lost the measurement of {name!r}")
         duration = float(data.duration)
-        cpu, ram, cc_gpu = float(data.cpu_energy), float(data.ram_energy), float(data.gpu_energy)
+        machine_cpu, machine_ram = float(data.cpu_energy), float(data.ram_energy)
+        cc_gpu = float(data.gpu_energy)
         gpu = trace.kwh if trace is not None else cc_gpu
-        energy = cpu + gpu + ram
+        attribution = attribution_name(self.config.tracking_mode)
+        charged = attribute(attribution, share.share, cpu_kwh=machine_cpu, gpu_kwh=gpu, ram_kwh=machine_ram)
+        cpu, ram, energy = charged.cpu_kwh, charged.ram_kwh, charged.total_kwh
         cc_energy = float(data.energy_consumed)
         emissions = float(data.emissions)
-        if trace is not None and cc_energy > 0:  # same grid intensity, sedwatt's GPU term
+        if cc_energy > 0:  # same grid intensity, for sedwatt's GPU term and the job's share
             emissions *= energy / cc_energy
         return Segment(
             name=name,
@@ -368,6 +401,14 @@ class EnergySession:
             cpu_util_pct=cpu_util,
             gpu_util_pct=float(data.gpu_utilization_percent or 0.0),
             codecarbon_gpu_energy_kwh=cc_gpu,
+            attribution=attribution,
+            process_cpu_share=share.share,
+            process_cpu_s=share.process_s,
+            machine_cpu_s=share.machine_s,
+            machine_energy_kwh=machine_cpu + gpu + machine_ram,
+            machine_cpu_energy_kwh=machine_cpu,
+            machine_ram_energy_kwh=machine_ram,
+            gpu_processes=gpu_processes,
         )
 
     def close(self) -> list[Path]:
