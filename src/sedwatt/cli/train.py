@@ -77,4 +77,9 @@ def run(args: argparse.Namespace) -> int:
     best = outcome.best_val_f1
     stop = f" (stopped early: {outcome.state.stop_reason})" if outcome.state.stop_reason else ""
     print(f"run {outcome.run_id}: best val_f1 {best:.3f} over {len(outcome.state.history)} epochs{stop}")
+    if outcome.state.history and "energy_cum_kwh" in outcome.state.history[-1]:
+        from sedwatt.energy.provenance import describe_energy
+
+        tags = outcome.state.info.get("tags") or {}
+        print(f"energy: {describe_energy({**outcome.state.history[-1], **outcome.summary}, tags)}")
     return 0

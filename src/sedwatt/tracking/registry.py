@@ -9,8 +9,11 @@ local folder and logged from there by ``sedwatt sync``.
 from __future__ import annotations
 
 import copy
+import logging
 from pathlib import Path
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 MODEL_NAME = "model"  # the LoggedModel name (models live under <experiment>/models/m-<id>/)
 
@@ -71,11 +74,42 @@ def _log_model(model: Any, run_id: str, requirements: list[str] | None, step: in
     return info.model_uri
 
 
-def register_model_version(model_uri: str, name: str, run_id: str, version_tags: dict[str, str]) -> str:
-    """A new version of registered model ``name`` from ``model_uri``, tagged; returns the version."""
+def version_description(run_id: str) -> str | None:
+    """The version's description: best F1 and what its training energy is (``describe_energy``).
+
+    Read from the run's logged metrics and ``energy.*`` tags (the energy callback's cumulative terms),
+    so a version registered later by ``sedwatt sync`` says the same. None when the run has no energy.
+    """
     import mlflow
 
+    from sedwatt.energy.provenance import describe_energy
+
+    data = mlflow.MlflowClient().get_run(run_id).data
+    if "energy_total_kwh" not in data.metrics and "energy_cum_kwh" not in data.metrics:
+        return None
+    best = data.metrics.get("best_val_f1")
+    f1 = f"best val_f1 {best:.3f}; " if best is not None else ""
+    return f"{f1}training energy {describe_energy(data.metrics, data.tags)}"
+
+
+def register_model_version(model_uri: str, name: str, run_id: str, version_tags: dict[str, str]) -> str:
+    """A new version of registered model ``name`` from ``model_uri``, tagged and described; returns the version.
+
+    The description is best effort: a registration never fails because of it.
+    """
+    import mlflow
+
+    try:
+        description = version_description(run_id)
+    except Exception as exc:  # noqa: BLE001 - the version matters more than its description
+        logger.warning("model version description unavailable (%s: %s)", exc.__class__.__name__, exc)
+        description = None
     version = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in version_tags.items()})
+    if description:
+        try:
+            mlflow.MlflowClient().update_model_version(name, version.version, description=description)
+        except Exception as exc:  # noqa: BLE001
+            logger.warning("model version %s/%s: description not set (%s)", name, version.version, exc)
     return str(version.version)
 
 

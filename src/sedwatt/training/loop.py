@@ -248,9 +248,10 @@ class Trainer:
     def _report(self, epoch: int, m: dict[str, float]) -> None:
         if not self.config.train.progress:
             return
-        energy = f"  energy {m['energy_kwh'] * 1000:.3f} Wh" if "energy_kwh" in m else ""
+        # Callbacks say what their figures are ("energy 0.12 Wh (estimate, ...)"); the loop only prints it.
+        notes = "".join(f"  {text}" for text in (self.state.info.get("epoch_report") or {}).values())
         tqdm.write(
             f"epoch {epoch:>3}/{self.config.train.epochs}  loss {m['train_loss']:.4f}  "
             f"val_f1 {m['val_f1']:.3f}  f1@0.5 {m['val_f1_05']:.3f}  weak_f1 {m['val_weak_f1']:.3f}  "
-            f"obj {m['obj_metric']:.3f}  {m['epoch_s']:.1f}s{energy}"
+            f"obj {m['obj_metric']:.3f}  {m['epoch_s']:.1f}s{notes}"
         )
