@@ -254,3 +254,41 @@ def test_the_retry_interval_doubles_while_the_server_stays_away(tmp_path, monkey
     clock[0] += 100
     log.submit(epoch_op(2))
     assert log.failures == 0 and not log.queue
+
+
+def test_writers_of_one_run_share_its_logger_and_spool(tmp_path):
+    """train_run's first tags, an Optuna trial's link and the tracker write one run: one queue, one spool."""
+    from sedwatt.tracking.resilient import close_logger, logger_for
+
+    client = FlakyClient()
+    client.down = True
+    spool = tmp_path / "spool.jsonl"
+    first = logger_for(spool, tracking_uri="http://server:5000", client=client, attempts=1)
+    first.submit(epoch_op(1))
+    second = logger_for(tmp_path / "." / "spool.jsonl", attempts=1, retry_interval_s=3600)  # the tracker's settings
+    assert second is first and first.retry_interval_s == 3600
+    second.submit(epoch_op(2))
+    assert client.calls == 1  # the second writer waits out the same outage instead of trying again
+    assert [op["metrics"][0][3] for op in read_spool(spool)] == [1, 2]  # neither rewrote the other's records
+    client.down = False
+    assert close_logger(spool) == 0
+    assert [r[1][0][2] for r in client.received] == [1, 2]
+    assert close_logger(spool) is None  # closed: no longer shared
+    assert logger_for(spool, client=client) is not first
+    close_logger(spool)
+
+
+def test_a_deferred_op_is_prepared_to_wait_but_a_sent_one_is_not(tmp_path):
+    client = FlakyClient()
+    log = ResilientLogger(tmp_path / "spool.jsonl", tracking_uri="http://server:5000", attempts=1, client=client)
+    prepared = []
+
+    def keep(op):
+        prepared.append(op["metrics"][0][3])
+        return {**op, "kept": True}
+
+    assert log.submit(epoch_op(1), on_defer=keep)
+    client.down = True
+    assert not log.submit(epoch_op(2), on_defer=keep)
+    assert prepared == [2]
+    assert [op.get("kept") for op in read_spool(tmp_path / "spool.jsonl")] == [True]

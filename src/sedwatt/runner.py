@@ -117,7 +117,10 @@ def train_run(
         run_id = run.info.run_id
         out_dir = out_root / run_id
         tags = {"sedwatt.kind": "train", "sedwatt.out_dir": str(out_dir), "sedwatt.data": str(Path(data_dir).resolve())}
-        mlflow.set_tags({**tags, **(extra_tags or {})})
+        # Through the run's resilient logger (its tracker's too): a server outage here must not fail the run.
+        from sedwatt.tracking.resilient import batch_op, logger_for
+
+        logger_for(spool_path_for(out_dir)).submit(batch_op(run_id, tags={**tags, **(extra_tags or {})}))
         callbacks: list[Callback] = []
         if config.energy.enabled:
             callbacks.append(EnergyCallback(config.energy, out_dir, config.train.epochs))

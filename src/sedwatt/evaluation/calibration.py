@@ -3,7 +3,7 @@
 DCASE 2022–2024 asked participants to report, next to their own energy, the baseline's dev-test
 inference energy measured on the same hardware, so that figures from different machines can be
 compared: E_normalised = E × E_ref_published / E_ref_here, with E_ref_published = 0.030 kWh (the
-2022 baseline's dev-test inference on an A100, baseline.md §8). ``calibrate`` measures E_ref_here:
+2022 baseline's dev-test inference on an A100). ``calibrate`` measures E_ref_here:
 the DCASE 2022 baseline architecture (the recipe's defaults = configs/dcase2022.yaml, 1,112,420
 parameters) runs the exact dev-test pass ``evaluate`` runs. Without network access the published
 checkpoint cannot be fetched, so the weights are fixed seeded ones unless the user gives the
@@ -30,7 +30,7 @@ from sedwatt.errors import SedwattError
 CALIBRATION_EXPERIMENT = "sedwatt-calibration"
 REF_METRIC = "ref_inference_energy_kwh"
 REF_PUBLISHED_PARAM = "ref_published_kwh"
-DEFAULT_PUBLISHED_KWH = 0.030  # DCASE 2022 baseline, dev-test inference, A100 (baseline.md §8)
+DEFAULT_PUBLISHED_KWH = 0.030  # DCASE 2022 baseline, dev-test inference, A100
 REFERENCE_PARAMETERS = 1_112_420
 REFERENCE_NAME = "dcase2022-crnn"
 DEFAULT_SEED = 2022
@@ -211,11 +211,10 @@ def calibrate(
     report: Any = print,
 ) -> CalibrationOutcome:
     """Measure the reference model's dev-test pass ``repeats`` times and record a calibration run."""
-    import mlflow
     import yaml
 
     from sedwatt.evaluation.devtest import load_devtest, resolve_device, run_devtest
-    from sedwatt.evaluation.runs import check_out_dir, log_params_once, open_run, output_folder
+    from sedwatt.evaluation.runs import check_out_dir, open_run, output_folder
     from sedwatt.hardware import hardware_tags
     from sedwatt.tracking import configure_tracking, ensure_experiment
 
@@ -239,11 +238,13 @@ def calibrate(
         energies, mean_kwh = [float(r.energy.energy_kwh) for r in results], metrics[REF_METRIC]
         experiment_id = ensure_experiment(CALIBRATION_EXPERIMENT)
         name = run_name or f"calibration {hw['hw.gpu_model'] if hw['hw.gpu_model'] != 'none' else hw['hw.cpu_model']}"
-        with open_run(experiment_id=experiment_id, run_name=name, resume_project_run=False) as run:
-            mlflow.set_tags(
+        with open_run(
+            experiment_id=experiment_id, run_name=name, spool_root=config.train.out_dir, resume_project_run=False
+        ) as record:  # writes survive a server outage: they wait in a spool for `sedwatt sync`
+            record.set_tags(
                 {**results[0].energy.tags, **hw, "sedwatt.kind": "calibration", "sedwatt.data": str(devset.root)}
             )
-            log_params_once(
+            record.log_params(
                 {
                     REF_PUBLISHED_PARAM: repr(float(published_kwh)),
                     "dataset_fingerprint": devset.fingerprint,
@@ -256,14 +257,14 @@ def calibrate(
                     "config_name": config.name,
                 }
             )
-            mlflow.log_metrics(metrics)
+            record.log_metrics(metrics)
             for step, value in enumerate(energies, start=1):
-                mlflow.log_metric(f"{REF_METRIC}_repeat", value, step=step)
-            mlflow.log_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), "config.yaml")
+                record.log_metrics({f"{REF_METRIC}_repeat": value}, step=step)
+            record.log_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), "config.yaml")
             for i, result in enumerate(results, start=1):
                 for path in result.energy.files:
-                    mlflow.log_artifact(str(path), f"energy/repeat_{i}")
-            run_id = run.info.run_id
+                    record.log_artifact(path, f"energy/repeat_{i}")
+            run_id = record.run_id
     calibration = Calibration(
         run_id=run_id,
         fingerprint=hardware_fingerprint(hw),

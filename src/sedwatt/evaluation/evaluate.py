@@ -73,13 +73,12 @@ def evaluate(
     run_name: str | None = None,
 ) -> EvaluationOutcome:
     """See the module docstring; returns what was logged."""
-    import mlflow
     import yaml
 
     from sedwatt.evaluation.calibration import find_calibration
     from sedwatt.evaluation.devtest import load_devtest, resolve_device, run_devtest
     from sedwatt.evaluation.model_source import load_model, resolve_model_uri, training_config
-    from sedwatt.evaluation.runs import check_out_dir, log_params_once, open_run, output_folder
+    from sedwatt.evaluation.runs import check_out_dir, open_run, output_folder
     from sedwatt.hardware import hardware_tags
     from sedwatt.tracking import configure_tracking
 
@@ -137,16 +136,18 @@ def evaluate(
         with open_run(
             experiment_id=source.experiment_id,
             run_name=run_name or default_name,
+            spool_root=config.train.out_dir,
             parent_run_id=source.training_run_id,
-        ) as run:
-            mlflow.set_tags(tags)
-            log_params_once(params)
-            mlflow.log_metrics(metrics)
-            mlflow.log_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), "config.yaml")
-            mlflow.log_artifact(str(work / PER_CLASS_FILE))
-            mlflow.log_artifacts(str(work / OPERATING_POINTS_DIR), OPERATING_POINTS_DIR)
+        ) as record:  # writes survive a server outage: they wait in a spool for `sedwatt sync`
+            record.set_tags(tags)
+            record.log_params(params)
+            record.log_metrics(metrics)
+            record.log_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), "config.yaml")
+            record.log_artifact(work / PER_CLASS_FILE)
+            record.log_artifact(work / OPERATING_POINTS_DIR, OPERATING_POINTS_DIR)
             for path in result.energy.files:
-                mlflow.log_artifact(str(path), "energy")
+                record.log_artifact(path, "energy")
+            run = record.run
             run_id = run.info.run_id
             if run.info.experiment_id != source.experiment_id:  # `mlflow run` chose the experiment
                 notes.append(

@@ -140,7 +140,11 @@ def experiment_name_of(run_id: str) -> str:
 
 
 class TrialLink(Callback):
-    """Ties an Optuna trial to its MLflow run as soon as the run exists (so a dead trial's run can be closed)."""
+    """Ties an Optuna trial to its MLflow run as soon as the run exists (so a dead trial's run can be closed).
+
+    Its MLflow writes go through the run's resilient logger (the one its tracking callback uses), so a
+    tracking-server outage as the trial starts queues them instead of failing the trial.
+    """
 
     def __init__(self, trial: Any, retried_from: int | None = None) -> None:
         self.trial = trial
@@ -149,14 +153,18 @@ class TrialLink(Callback):
     def on_train_start(self, state: RunState) -> None:
         import mlflow
 
-        run = mlflow.active_run()
+        from sedwatt.tracking.callback import spool_path_for
+        from sedwatt.tracking.resilient import batch_op, logger_for, params_op
+
+        run = mlflow.active_run()  # local state: no request
         if run is None:
             return
-        self.trial.set_user_attr(RUN_ATTR, run.info.run_id)
-        mlflow.log_params({"trial_number": self.trial.number, "study_name": self.trial.study.study_name})
-        mlflow.log_metric("trial_number", float(self.trial.number), step=0)
-        if self.retried_from is not None:
-            mlflow.set_tag("optuna.retried_from", str(self.retried_from))
+        run_id = run.info.run_id
+        self.trial.set_user_attr(RUN_ATTR, run_id)
+        log = logger_for(spool_path_for(state.out_dir))
+        log.submit(params_op(run_id, {"trial_number": self.trial.number, "study_name": self.trial.study.study_name}))
+        tags = {"optuna.retried_from": str(self.retried_from)} if self.retried_from is not None else {}
+        log.submit(batch_op(run_id, {"trial_number": float(self.trial.number)}, step=0, tags=tags))
 
 
 class OrphanRunCloser:

@@ -4,7 +4,9 @@ It writes into the run that was active when training started (the train entry's 
 which under ``mlflow run`` resumes ``MLFLOW_RUN_ID``, or an Optuna trial's nested run); the run id
 is given at construction and every write names it, so nothing depends on MLflow's global state.
 All writes go through a ``ResilientLogger``: if the server goes away, training continues and the
-records wait in memory and in ``<out_dir>/mlflow-spool.jsonl`` (see resilient.py).
+records wait in memory and in ``<out_dir>/mlflow-spool.jsonl`` (see resilient.py). Other writers of
+the same run (``train_run``'s first tags, an Optuna trial's ``TrialLink``) use the same logger
+through ``resilient.logger_for(spool)``; ``log`` is it once training started.
 
 What it writes (schema.md):
 - train start: params (flattened config + batch split, seed, dataset fingerprint, config name; keys
@@ -188,10 +190,11 @@ class MLflowCallback(Callback):
 
     # -- hooks ----------------------------------------------------------------------------------
     def on_train_start(self, state: RunState) -> None:
-        from sedwatt.tracking.resilient import ResilientLogger, batch_op, params_op
+        from sedwatt.tracking.resilient import batch_op, logger_for, params_op
 
-        self.log = ResilientLogger(
-            spool_path=Path(self.spool_path) if self.spool_path else spool_path_for(state.out_dir),
+        # Shared with the run's other writers (its first tags, an Optuna trial's link): one spool, one queue.
+        self.log = logger_for(
+            Path(self.spool_path) if self.spool_path else spool_path_for(state.out_dir),
             tracking_uri=self.tracking_uri,
             attempts=self.retry_attempts,
             wait_s=self.retry_wait_s,

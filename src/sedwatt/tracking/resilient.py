@@ -291,8 +291,10 @@ class ResilientLogger:
         """Send ``op`` now if the queue is empty and the server answers; else queue it. True if sent.
 
         ``action`` replaces ``apply_op`` for the live attempt (the model is still in memory then);
-        ``on_defer`` turns the op into its serializable form before it is spooled.
+        ``on_defer`` turns the op into the form that can wait (a saved model, a copy of a file that is
+        about to be deleted) before it is spooled; it is not applied to the rest of a half-done op.
         """
+        original = op
         if self.queue:
             self.flush()
         if not self.queue:
@@ -305,12 +307,12 @@ class ResilientLogger:
             except Exception as exc_:  # noqa: BLE001 - classified below
                 exc = exc_
             if not is_transient(exc):
-                self._reject(on_defer(op) if on_defer and op.get("op") == "log_model" else op, exc)
+                self._reject(on_defer(op) if on_defer is not None and op is original else op, exc)
                 return False
             self._failed()
             logger.warning("tracking server unreachable (%s); %s for run %s queued in %s",
                            exc.__class__.__name__, op["op"], op["run_id"], self.spool_path)  # fmt: skip
-        if on_defer is not None and op.get("op") == "log_model":
+        if on_defer is not None and op is original:
             op = on_defer(op)
         self._enqueue(op)
         return False
@@ -372,10 +374,64 @@ class ResilientLogger:
 
     def close(self) -> int:
         """Last flush (always tried); if records are left, say where and how to send them. Returns their count."""
+        if _OPEN.get(_spool_key(self.spool_path)) is self:
+            del _OPEN[_spool_key(self.spool_path)]
         self.flush(force=True)
         if self.pending:
             print(sync_hint(self.spool_path, self.pending), file=sys.stderr, flush=True)
         return self.pending
+
+
+# --- one logger per spool file ----------------------------------------------------------------
+
+# The loggers of this process's open runs, by spool file. Several writers of one run (the run's tags
+# when it opens, an Optuna trial's link, the tracking callback) must share one logger: two loggers
+# on one spool would each rewrite the file with only their own records, and each would wait out the
+# same outage again instead of sharing the retry interval.
+_OPEN: dict[Path, ResilientLogger] = {}
+
+
+def _spool_key(path: Path | str) -> Path:
+    return Path(path).resolve()
+
+
+def logger_for(
+    spool_path: Path | str,
+    *,
+    tracking_uri: str | None = None,
+    client: Any = None,
+    attempts: int | None = None,
+    wait_s: float | None = None,
+    retry_interval_s: float | None = None,
+) -> ResilientLogger:
+    """The open logger of ``spool_path`` in this process, made on first use; closing it ends the sharing.
+
+    Settings given here apply to a logger that is already open too (the tracking callback's win over
+    the defaults of the first writer); the tracking URI is the first opener's.
+    """
+    key = _spool_key(spool_path)
+    log = _OPEN.get(key)
+    if log is None:
+        settings: dict[str, Any] = {"attempts": attempts, "wait_s": wait_s, "retry_interval_s": retry_interval_s}
+        log = ResilientLogger(key, tracking_uri=tracking_uri, client=client,
+                              **{k: v for k, v in settings.items() if v is not None})  # fmt: skip
+        _OPEN[key] = log
+        return log
+    if client is not None:
+        log.client = client
+    if attempts is not None:
+        log.attempts = attempts
+    if wait_s is not None:
+        log.wait_s = wait_s
+    if retry_interval_s is not None:
+        log.retry_interval_s = retry_interval_s
+    return log
+
+
+def close_logger(spool_path: Path | str) -> int | None:
+    """Close the open logger of ``spool_path`` (if any): what a run's end does before its status is set."""
+    log = _OPEN.get(_spool_key(spool_path))
+    return log.close() if log is not None else None
 
 
 # --- replay (``sedwatt sync``) --------------------------------------------------------------

@@ -20,12 +20,25 @@ logger = logging.getLogger(__name__)
 
 
 def end_run_safely(run_id: str, status: str, spool_path: Path | None = None) -> bool:
-    """End ``run_id`` with ``status``; if the server is away, spool it. True if the server took it."""
+    """End ``run_id`` with ``status``; if the server is away, spool it. True if the server took it.
+
+    A logger still open on ``spool_path`` (training failed before its tracker closed it) is closed
+    first, so its queued records go out, or stay in the spool, before the status.
+    """
     import mlflow
 
-    from sedwatt.tracking.resilient import append_to_spool, now_ms, read_spool, sync_hint, terminate_op
+    from sedwatt.tracking.resilient import (
+        append_to_spool,
+        close_logger,
+        now_ms,
+        read_spool,
+        sync_hint,
+        terminate_op,
+    )
     from sedwatt.tracking.uri import redact_uri
 
+    if spool_path is not None:
+        close_logger(spool_path)
     try:
         active = mlflow.active_run()
         if active is not None and active.info.run_id == run_id:
