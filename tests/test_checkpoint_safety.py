@@ -284,8 +284,8 @@ def test_cli_resume_refuses_a_tampered_checkpoint_from_the_server(trained, tiny_
     code, _out, err = _resume(tiny_data, run_id, capsys)
     assert code == 2
     (line,) = _error_lines(err)
-    downloaded = Path(line.split(": ")[2])  # where the download put it, under the run's out dir
-    assert downloaded.is_relative_to(out_dir) and downloaded.read_bytes() == upload.read_bytes()
+    downloaded = Path(line.split(": ")[2])  # the run's own checkpoint place, so a second resume finds it
+    assert downloaded == out_dir / "checkpoints" / "last.pt" and downloaded.read_bytes() == upload.read_bytes()
     assert line == (
         f"sedwatt train: error: {downloaded}: refused: it needs {SYSTEM}, but a checkpoint may hold only "
         "tensors, numbers, strings, lists and dicts; nothing in it was run"

@@ -35,11 +35,16 @@ def _resume_checkpoint(run_id: str, out_dir: Path) -> Path:
     local = out_dir / "checkpoints" / "last.pt"
     if local.is_file():
         return local
-    try:
-        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="checkpoints/last.pt", dst_path=str(out_dir))
-    except Exception as exc:
-        raise SedwattError(f"--resume {run_id}: no checkpoint to resume from ({exc.__class__.__name__})") from None
-    return Path(path)
+    import tempfile
+
+    local.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=local.parent) as tmp:
+        try:
+            path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="checkpoints/last.pt", dst_path=tmp)
+        except Exception as exc:
+            raise SedwattError(f"--resume {run_id}: no checkpoint to resume from ({exc.__class__.__name__})") from None
+        Path(path).replace(local)  # where this machine's own checkpoints go, so a second resume finds it
+    return local
 
 
 def resume_config(run_id: str, overrides: tuple[str, ...] | list[str] = ()) -> SedwattConfig:
@@ -88,6 +93,7 @@ def train_run(
     from sedwatt.data.datasets import build_training_data
     from sedwatt.data.scan import load_clips
     from sedwatt.energy import EnergyCallback
+    from sedwatt.threads import ThreadShare
     from sedwatt.tracking import (
         MLflowCallback,
         configure_tracking,
@@ -121,7 +127,7 @@ def train_run(
         from sedwatt.tracking.resilient import batch_op, logger_for
 
         logger_for(spool_path_for(out_dir)).submit(batch_op(run_id, tags={**tags, **(extra_tags or {})}))
-        callbacks: list[Callback] = []
+        callbacks: list[Callback] = [ThreadShare(config.train.num_threads)]
         if config.energy.enabled:
             callbacks.append(EnergyCallback(config.energy, out_dir, config.train.epochs))
         callbacks += stopping_callbacks(config.train)
