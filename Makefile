@@ -5,9 +5,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo
+UI_PORT ?= 5000
+DASHBOARD_PORT ?= 8080
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlruns.db
 
-.PHONY: venv demo test lint server clean
+.PHONY: venv demo test lint server clean ui dashboard
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +21,19 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/sedwatt demo --out $(DEMO_DIR)
+
+# Look at what the demo made (the venv's own tools: nothing needs an activated venv). Ctrl-C stops them.
+# The MLflow UI on the tracking store `make demo` writes to: http://127.0.0.1:$(UI_PORT)
+ui:
+	@case '$(MLFLOW_TRACKING_URI)' in http*) echo "make ui: MLFLOW_TRACKING_URI is a tracking server; open its address in a browser" >&2; exit 2;; esac
+	@test -x $(VENV)/bin/mlflow || $(MAKE) venv
+	$(VENV)/bin/mlflow ui --backend-store-uri '$(MLFLOW_TRACKING_URI)' --host 127.0.0.1 --port $(UI_PORT)
+
+# The Optuna dashboard on the demo's study: http://127.0.0.1:$(DASHBOARD_PORT)/dashboard/
+dashboard:
+	@test -f '$(DEMO_DIR)/optuna.db' || { echo "make dashboard: no $(DEMO_DIR)/optuna.db; run make demo first" >&2; exit 2; }
+	@test -x $(VENV)/bin/optuna-dashboard || $(MAKE) venv
+	$(VENV)/bin/optuna-dashboard 'sqlite:///$(DEMO_DIR)/optuna.db' --host 127.0.0.1 --port $(DASHBOARD_PORT)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
