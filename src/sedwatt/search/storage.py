@@ -7,7 +7,9 @@ whose heartbeat is older than the grace period is marked FAIL and ``RetryHeartbe
 queues its parameters again (stack notes §4.2). Two workers creating a *fresh* schema at the same
 moment collide on PostgreSQL's enum types or SQLite's ``alembic_version`` (stack notes §4.3,
 reproduced here: 3 of 6 three-way PostgreSQL races and 2 of 4 SQLite ones failed; SQLite also says
-"table … already exists"); the loser simply retries once the winner is done.
+"table … already exists"); the loser simply retries once the winner is done. A SQLite file is also
+opened under its ``<db>.lock`` (``sedwatt.tracking.sqlite_init``, the lock the MLflow store uses), so
+its schema is made by one process while the others wait, and a file a race left damaged is reported.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from sedwatt.errors import SedwattError
+from sedwatt.tracking.sqlite_init import check_optuna_schema, first_line, half_migrated, store_lock
+from sedwatt.tracking.uri import sqlite_path
 
 OPTUNA_DB_NAME = "optuna.db"
 
@@ -52,6 +56,7 @@ def safe_url(url: str) -> str:
 def open_storage(url: str, *, heartbeat_interval: int, grace_period: int, max_retry: int | None) -> Any:
     """An ``RDBStorage`` with heartbeats and retry of stale trials; user errors become ``SedwattError``."""
     import sqlalchemy.exc
+    from alembic.util import CommandError
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
     from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random
 
@@ -84,9 +89,24 @@ def open_storage(url: str, *, heartbeat_interval: int, grace_period: int, max_re
             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
         )
 
+    db = sqlite_path(url)
     try:
         with quiet_optuna_warnings():
-            return connect()
+            if db is None:
+                return connect()
+            with store_lock(db):  # one process makes a new file's schema, the others find it done
+                schema = check_optuna_schema(db)
+                try:
+                    return connect()
+                except (sqlalchemy.exc.DBAPIError, RuntimeError, CommandError) as exc:
+                    if "storage upgrade" in str(exc):  # made by an older Optuna: complete, just old
+                        raise SedwattError(
+                            f"--storage {db}: made by an older Optuna ({first_line(exc)}); back it up, then "
+                            f"run `optuna storage upgrade --storage {url}`"
+                        ) from None
+                    if not schema.tables or any(t in str(exc) for t in ("unable to open", "database is locked")):
+                        raise  # not the file's schema: reported below
+                    raise half_migrated(db, "--storage", first_line(exc)) from None
     except (sqlalchemy.exc.ArgumentError, ImportError, ValueError) as exc:
         hint = " (psycopg 3 is what sedwatt installs: use postgresql+psycopg://)" if "psycopg2" in url else ""
         raise SedwattError(f"--storage {safe_url(url)}: cannot open it ({exc.__class__.__name__}: {exc}){hint}") from None

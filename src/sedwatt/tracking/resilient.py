@@ -450,8 +450,12 @@ def replay_spool(path: Path, tracking_uri: str | None = None) -> ReplayResult:
     import mlflow
     from mlflow import MlflowClient
 
+    from sedwatt.tracking.sqlite_init import prepare_sqlite_store
+
     path = Path(path)
     ops = read_spool(path)
+    for uri in {tracking_uri or op.get("tracking_uri") or mlflow.get_tracking_uri() for op in ops}:
+        prepare_sqlite_store(uri)  # a SQLite store's schema is made or checked under its lock, before any send
     clients: dict[str, Any] = {}
     left: list[Op] = []
     errors: list[str] = []

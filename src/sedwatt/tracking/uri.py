@@ -6,6 +6,10 @@ holding MLproject), with artifacts in ``mlartifacts/`` beside it; an installed (
 sedwatt uses ``~/.sedwatt/mlruns.db``. A SQLite store also gives new experiments an artifact
 location relative to the *current* directory, so experiments are created here with an explicit
 location next to the database.
+
+A SQLite store's schema is created or checked under a file lock beside it before MLflow first opens
+it in a process (``sqlite_init.prepare_sqlite_store``): jobs started together on a new file would
+otherwise all migrate it at once and leave it half-migrated.
 """
 
 from __future__ import annotations
@@ -78,9 +82,12 @@ def local_artifact_root(uri: str) -> Path | None:
 def configure_tracking() -> str:
     """Point MLflow at ``MLFLOW_TRACKING_URI`` or the project store, and make HTTP fail fast; returns the URI.
 
-    Creates nothing: the SQLite file appears with the first experiment (``ensure_experiment``).
+    Creates nothing: the SQLite file appears with the first experiment (``ensure_experiment``). An
+    existing SQLite file has its schema checked (and finished, if MLflow needs to) under its lock.
     """
     import mlflow
+
+    from sedwatt.tracking.sqlite_init import prepare_sqlite_store
 
     uri = os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
     for key, value in FAIL_FAST_HTTP.items():
@@ -88,6 +95,7 @@ def configure_tracking() -> str:
     db = sqlite_path(uri)
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
+        prepare_sqlite_store(uri, create=False)
     mlflow.set_tracking_uri(uri)  # also exports MLFLOW_TRACKING_URI to child processes
     return uri
 
@@ -96,26 +104,17 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "experiment"
 
 
-def _init_sqlite_store(uri: str, artifact_root: Path) -> None:
-    """Create a new SQLite store whose Default experiment keeps its artifacts beside the DB too."""
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-
-    store = SqlAlchemyStore(uri, artifact_root.as_uri())
-    store.engine.dispose()
-
-
 def ensure_experiment(name: str, tracking_uri: str | None = None) -> str:
     """Id of experiment ``name``, created if missing (beside the DB for SQLite stores)."""
     import mlflow
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
+    from sedwatt.tracking.sqlite_init import prepare_sqlite_store
+
     uri = tracking_uri or mlflow.get_tracking_uri()
     artifact_root = local_artifact_root(uri)
-    db = sqlite_path(uri)
-    if db is not None and artifact_root is not None and not db.exists():
-        db.parent.mkdir(parents=True, exist_ok=True)
-        _init_sqlite_store(uri, artifact_root)
+    prepare_sqlite_store(uri)  # a new file: its schema (and Default experiment beside the DB) under the lock
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
