@@ -181,3 +181,33 @@ def test_admin_sets_up_a_team_experiment(team, mlflow_team_server):
                                 "permission": "EDIT"}))  # fmt: skip
     bob.ok(bob.post(f"{API}/runs/create", {"experiment_id": team_exp}))
     assert alice.post(f"{API}/runs/create", {"experiment_id": team_exp}).status_code == 403  # only who was granted
+
+
+def test_training_into_a_teammates_experiment_is_one_line_not_a_traceback(team, mlflow_team_server, tiny_data, tmp_path, monkeypatch, capsys):
+    """bob's `sedwatt train --experiment <alice's>`: exit 2, one line saying why and what to do, nothing written."""
+    from sedwatt.cli import main
+
+    alice, bob = team
+    exp_id, _run = alice_creates(alice, "theirs")
+    name = f"{alice.name}-theirs"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_team_server.url)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", bob.name)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", bob.password)
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    argv = ["train", "--data", str(tiny_data), "--experiment", name, "--epochs", "1"]
+    for item in ("data.clip_seconds=4.0", "features.n_mels=32", "model.channels=[8,16]", "model.pools=[[2,4],[2,8]]",
+                 "model.rnn_hidden=8", "train.batch_size=8", "train.progress=false", "energy.enabled=false",
+                 f"train.out_dir={tmp_path / 'out'}"):  # fmt: skip
+        argv += ["--set", item]
+    try:
+        assert main(argv) == 2
+    finally:
+        mlflow.set_tracking_uri(None)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"sedwatt train: error: experiment {name!r} on {mlflow_team_server.url}: {bob.name} may read it but not write "
+        "to it (another user created it); use --experiment NAME of your own, or ask its owner to grant you EDIT "
+        "(README: sharing an experiment)"
+    ]
+    runs = alice.ok(alice.post(f"{API}/runs/search", {"experiment_ids": [exp_id]}))["runs"]
+    assert len(runs) == 1  # only alice's own

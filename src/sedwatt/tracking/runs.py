@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from sedwatt.errors import SedwattError
+
 logger = logging.getLogger(__name__)
 
 
@@ -56,6 +58,29 @@ def end_run_safely(run_id: str, status: str, spool_path: Path | None = None) -> 
         return False
 
 
+def write_denied(start_run_kwargs: dict[str, Any]) -> str:
+    """The one line for a run this user may not create or resume (the team server's READ default)."""
+    import os
+
+    import mlflow
+
+    from sedwatt.tracking.uri import redact_uri
+
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME", "this user")
+    server = redact_uri(mlflow.get_tracking_uri())
+    if start_run_kwargs.get("run_id"):
+        return f"run {start_run_kwargs['run_id']} on {server}: {user} may read it but not write to it (it is someone else's)"
+    experiment = start_run_kwargs.get("experiment_id")
+    try:
+        name = mlflow.MlflowClient().get_experiment(experiment).name if experiment else "the default experiment"
+    except Exception:  # noqa: BLE001 - the id is enough to act on
+        name = f"experiment {experiment}"
+    return (
+        f"experiment {name!r} on {server}: {user} may read it but not write to it (another user created it); "
+        "use --experiment NAME of your own, or ask its owner to grant you EDIT (README: sharing an experiment)"
+    )
+
+
 @contextlib.contextmanager
 def start_tracked_run(
     *, spool_path: Path | Callable[[str], Path] | None = None, **start_run_kwargs: Any
@@ -65,8 +90,14 @@ def start_tracked_run(
     ``spool_path`` may be a function of the run id, for spools that live in a per-run folder.
     """
     import mlflow
+    from mlflow.exceptions import MlflowException
 
-    run = mlflow.start_run(**start_run_kwargs)
+    try:
+        run = mlflow.start_run(**start_run_kwargs)
+    except MlflowException as exc:
+        if exc.error_code == "PERMISSION_DENIED":
+            raise SedwattError(write_denied(start_run_kwargs)) from None
+        raise
     if callable(spool_path):
         spool_path = spool_path(run.info.run_id)
     status = "FINISHED"
