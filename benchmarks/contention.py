@@ -142,7 +142,7 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=4, help="epochs of each measured job (default 4)")
     parser.add_argument("--preset", choices=("tiny", "small"), default="tiny")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=None, metavar="N", help="train.num_threads of every job")
+    parser.add_argument("--threads", type=int, default=None, metavar="N", help="train.num_threads per job")
     parser.add_argument("--keep", type=Path, default=None, metavar="DIR", help="work here and keep it")
     args = parser.parse_args()
 

@@ -72,8 +72,11 @@ def busy_loops(cpu: int | None, count: int):
     ]
     try:
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(psutil.Process(p.pid).cpu_times().user < 0.05 for p in procs):
-            time.sleep(0.05)  # running, not still importing
+        def starting() -> bool:  # not yet busy-looping (still importing)
+            return any(psutil.Process(p.pid).cpu_times().user < 0.05 for p in procs)
+
+        while time.monotonic() < deadline and starting():
+            time.sleep(0.05)
         yield [p.pid for p in procs]
     finally:
         for proc in procs:
@@ -137,7 +140,8 @@ def test_share_from_replayed_cpu_times():
 
 
 def test_machine_busy_time_excludes_idle_iowait_and_steal():
-    scputimes = collections.namedtuple("scputimes", "user nice system idle iowait irq softirq steal guest guest_nice")
+    fields = "user nice system idle iowait irq softirq steal guest guest_nice"
+    scputimes = collections.namedtuple("scputimes", fields)
     times = scputimes(10.0, 1.0, 4.0, 80.0, 2.0, 0.5, 0.5, 3.0, 1.0, 0.0)
     assert machine_busy_seconds(times) == pytest.approx(16.0)  # guest is inside user already
     assert machine_busy_seconds() > 0
@@ -152,7 +156,9 @@ def test_attribute_charges_the_share_of_cpu_and_ram_and_the_whole_gpu():
         attribute("per-socket", 0.5, cpu_kwh=1.0, gpu_kwh=0.0, ram_kwh=1.0)
 
 
-@pytest.mark.parametrize(("mode", "attribution"), [("process", ATTRIBUTION_PROCESS), ("machine", ATTRIBUTION_MACHINE)])
+@pytest.mark.parametrize(
+    ("mode", "attribution"), [("process", ATTRIBUTION_PROCESS), ("machine", ATTRIBUTION_MACHINE)]
+)
 def test_attribution_tag_and_codecarbon_measures_the_machine(tmp_path, mode, attribution):
     config = SedwattConfig().energy.model_copy(update={"measure_power_secs": 0.5, "tracking_mode": mode})
     session = EnergySession(config, tmp_path)
@@ -282,59 +288,83 @@ def test_a_shared_gpu_is_flagged(tmp_path, caplog):
 # -- end to end: `sedwatt train` prints, logs and registers what its energy figure is -------------------
 
 
-@pytest.fixture
-def store(monkeypatch, tmp_path):
-    shm = Path("/dev/shm")
-    parent = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
-    folder = Path(tempfile.mkdtemp(prefix="sedwatt-energy-test-", dir=parent))
-    uri = f"sqlite:///{folder / 'mlruns.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
-    monkeypatch.chdir(tmp_path)
-    yield uri
-    import mlflow
-
-    mlflow.set_tracking_uri(None)
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-def test_train_cli_says_what_the_energy_is(tiny_data, store, tmp_path):
+@pytest.fixture(scope="module")
+def trained(tiny_data, tmp_path_factory):
+    """(store URI, run id, console lines) of a one-epoch `sedwatt train` with progress lines."""
     import mlflow
 
     from sedwatt.cli import main
     from test_trainer import TINY
 
-    model_name = f"energy-described-{os.getpid()}"
+    shm = Path("/dev/shm")
+    parent = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
+    folder = Path(tempfile.mkdtemp(prefix="sedwatt-energy-test-", dir=parent))
+    work = tmp_path_factory.mktemp("described")
+    store = f"sqlite:///{folder / 'mlruns.db'}"
     overrides = [
         *TINY,
         "train.epochs=1",
         "train.batch_size=32",
         "train.progress=true",
-        f"data.cache_dir={tmp_path / 'cache'}",
-        f"train.out_dir={tmp_path / 'out'}",
+        f"data.cache_dir={work / 'cache'}",
+        f"train.out_dir={work / 'out'}",
         "energy.measure_power_secs=1",
-        f"tracking.registered_model_name={model_name}",
+        "tracking.log_model=false",
         "tracking.experiment=energy-described",
     ]
     stdout = io.StringIO()
-    with contextlib.redirect_stdout(stdout):
-        assert main(["train", "--data", str(tiny_data), *[a for o in overrides for a in ("--set", o)]]) == 0
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", store)
+        patch.delenv("MLFLOW_RUN_ID", raising=False)
+        patch.chdir(work)
+        args = ["train", "--data", str(tiny_data), *[a for o in overrides for a in ("--set", o)]]
+        with contextlib.redirect_stdout(stdout):
+            assert main(args) == 0
+    mlflow.set_tracking_uri(None)
     lines = stdout.getvalue().splitlines()
     run_id = next(line for line in lines if line.startswith("run ")).split()[1].rstrip(":")
+    yield store, run_id, lines
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_train_cli_says_what_the_energy_is(trained):
+    import mlflow
+
+    store, run_id, lines = trained
     client = mlflow.MlflowClient(store)
     run = client.get_run(run_id)
     tags, metrics = run.data.tags, run.data.metrics
     assert tags["energy.attribution"] == "process-cpu-share"
     assert 0.0 <= metrics["energy_process_cpu_share"] <= 1.0
     described = describe_energy(metrics, tags)
-    # The console's last line and the model version say the same as the run's logged figures.
+    # The console's last line says the same as the run's logged figures.
     assert lines[-1] == f"energy: {described}"
     epoch_line = next(line for line in lines if line.startswith("epoch   1/1"))
     assert "energy " in epoch_line and "process share" in epoch_line
     assert f"constant {tags['energy.ram_power_w']} W estimate" in described  # RAM is always an estimate here
     assert "(estimate: CPU " in described or tags["energy.cpu_method"] == "rapl"
-    (version,) = client.search_model_versions(f"name = '{model_name}'")
-    assert version.description == f"best val_f1 {metrics['best_val_f1']:.3f}; training energy {described}"
     # CodeCarbon's CSVs travel with their explanation.
     files = {a.path for a in client.list_artifacts(run_id, "energy")}
     assert {"energy/epochs.csv", "energy/README.md", "energy/codecarbon"} <= files
+
+
+def test_registered_version_says_what_the_energy_is(trained, monkeypatch):
+    import mlflow
+    import torch
+
+    from sedwatt.tracking import registry
+
+    store, run_id, _ = trained
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    mlflow.set_tracking_uri(store)
+    try:
+        name = f"energy-described-{os.getpid()}"
+        registry.log_and_register(torch.nn.Linear(2, 2), run_id, name, {"best_val_f1": "0.1"})
+        client = mlflow.MlflowClient(store)
+        (version,) = client.search_model_versions(f"name = '{name}'")
+        run = client.get_run(run_id)
+    finally:
+        mlflow.set_tracking_uri(None)
+    best = run.data.metrics["best_val_f1"]
+    expected = f"best val_f1 {best:.3f}; training energy {describe_energy(run.data.metrics, run.data.tags)}"
+    assert version.description.splitlines()[0] == expected

@@ -313,8 +313,9 @@ class EnergyCallback(Callback):
             return ""
         last = written[-1]
         terms = ("machine_cpu_energy_kwh", "machine_ram_energy_kwh", "codecarbon_gpu_energy_kwh")
-        codecarbon_kwh = sum(float(r[key]) for r in rows for key in terms)
-        seconds = sum(float(r["duration_s"]) for r in rows)
+        codecarbon_kwh = sum(float(r.get(key) or 0.0) for r in rows for key in terms)
+        seconds = sum(float(r.get("duration_s") or 0.0) for r in rows)
+        charged = sum(float(r.get("energy_kwh") or 0.0) for r in rows)
         return (
             f"Session {self.session_index} ({len(rows)} epochs measured):\n\n"
             "| | epochs.csv | codecarbon/emissions.csv (last row) |\n|---|---:|---:|\n"
@@ -322,7 +323,7 @@ class EnergyCallback(Callback):
             f"{float(last.get('energy_consumed') or 0):.6g} |\n"
             f"| duration, s | {seconds:.1f} (sum of epochs) | "
             f"{float(last.get('duration') or 0):.1f} (last epoch) |\n"
-            f"| charged to this run, kWh | {sum(float(r['energy_kwh']) for r in rows):.6g} | — |\n"
+            f"| charged to this run, kWh | {charged:.6g} | — |\n"
         )
 
 
@@ -371,7 +372,8 @@ attribution), one task per epoch; the time between epochs (checkpoint writing) i
   does not copy them into task rows), and its `cpu_power`, `gpu_power`, `ram_power` are averages since the
   process started, not over the epoch: use `cpu_util_pct` and the `*_power_w` columns of epochs.csv.
 - `emissions.csv`: one row per process of the run (a resume appends one), written when training ends. Its
-  energy and emissions columns are that process's totals over all its epochs, but `duration`, `emissions_rate`
-  and the utilisation columns cover only the last epoch (CodeCarbon restarts its clock at each task): divide
-  energy by the sum of the epochs' `duration_s`, not by this duration.
+  energy and emissions columns are that process's totals over all its epochs (plus the moment between the
+  last epoch and the end of training), but `duration`, `emissions_rate` and the utilisation columns cover only
+  the last epoch (CodeCarbon restarts its clock at each task): divide energy by the sum of the epochs'
+  `duration_s`, not by this duration.
 """
