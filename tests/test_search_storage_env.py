@@ -89,3 +89,19 @@ def test_mlflow_run_search_takes_the_storage_from_the_environment(tiny_data, opt
     trial_run = client.get_run(study.trials[0].user_attrs[RUN_ATTR])
     for run in (project_run, trial_run):
         assert not any(password in value for value in [*run.data.params.values(), *run.data.tags.values()])
+
+
+def test_an_unreachable_storage_from_the_environment_is_named_as_such(monkeypatch):
+    from sedwatt.errors import SedwattError
+    from sedwatt.search.storage import open_storage
+
+    url = "postgresql+psycopg://sed:s3cret-pw@127.0.0.1:1/optuna"
+    monkeypatch.setenv("SEDWATT_OPTUNA_STORAGE", url)
+    with pytest.raises(SedwattError) as info:
+        open_storage(url, heartbeat_interval=1, grace_period=5, max_retry=0)
+    message = str(info.value)
+    assert message.startswith("SEDWATT_OPTUNA_STORAGE postgresql+psycopg://sed:***@127.0.0.1:1/optuna: cannot reach it")
+    assert "s3cret" not in message
+    monkeypatch.delenv("SEDWATT_OPTUNA_STORAGE")
+    with pytest.raises(SedwattError, match=r"^--storage postgresql"):
+        open_storage(url, heartbeat_interval=1, grace_period=5, max_retry=0)

@@ -43,6 +43,13 @@ def quiet_optuna_warnings() -> Iterator[None]:
         yield
 
 
+def where_from(url: str) -> str:
+    """How the user gave the storage, for error lines: the environment variable or the flag."""
+    import os
+
+    return "SEDWATT_OPTUNA_STORAGE" if url and os.environ.get("SEDWATT_OPTUNA_STORAGE") == url else "--storage"
+
+
 def safe_url(url: str) -> str:
     """A storage URL without its password, for messages and tags."""
     from sqlalchemy.engine import make_url
@@ -101,15 +108,15 @@ def open_storage(url: str, *, heartbeat_interval: int, grace_period: int, max_re
                 except (sqlalchemy.exc.DBAPIError, RuntimeError, CommandError) as exc:
                     if "storage upgrade" in str(exc):  # made by an older Optuna: complete, just old
                         raise SedwattError(
-                            f"--storage {db}: made by an older Optuna ({first_line(exc)}); back it up, then "
+                            f"{where_from(url)} {db}: made by an older Optuna ({first_line(exc)}); back it up, then "
                             f"run `optuna storage upgrade --storage {url}`"
                         ) from None
                     if not schema.tables or any(t in str(exc) for t in ("unable to open", "database is locked")):
                         raise  # not the file's schema: reported below
-                    raise half_migrated(db, "--storage", first_line(exc)) from None
+                    raise half_migrated(db, where_from(url), first_line(exc)) from None
     except (sqlalchemy.exc.ArgumentError, ImportError, ValueError) as exc:
         hint = " (psycopg 3 is what sedwatt installs: use postgresql+psycopg://)" if "psycopg2" in url else ""
-        raise SedwattError(f"--storage {safe_url(url)}: cannot open it ({exc.__class__.__name__}: {exc}){hint}") from None
+        raise SedwattError(f"{where_from(url)} {safe_url(url)}: cannot open it ({exc.__class__.__name__}: {exc}){hint}") from None
     except sqlalchemy.exc.OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
-        raise SedwattError(f"--storage {safe_url(url)}: cannot reach it ({reason})") from None
+        raise SedwattError(f"{where_from(url)} {safe_url(url)}: cannot reach it ({reason})") from None
