@@ -108,16 +108,23 @@ def test_a_retry_adopts_its_predecessors_finished_run(dead_predecessor, monkeypa
     assert run.info.status == "FINISHED" and run.data.tags["optuna.reused_by_trial"] == str(retry.number)
     train_runs = client.search_runs([run.info.experiment_id], "tags.`sedwatt.kind` = 'train'")
     assert [r.info.run_id for r in train_runs] == [run_id]  # no new training run
+    parent = client.get_run(study.user_attrs["mlflow_parent_run_id"]).data.params
+    assert (parent["study_name"], parent["sampler"], parent["n_trials"]) == ("adopt", settings.sampler, str(settings.n_trials))
+    assert parent["objective_f1"] == "val_f1 (best), maximize" and parent["objective_energy"] == "energy_kwh (total), minimize"
+    assert '"batch_size"' in parent["space"] and parent["energy_stop_beta"] == "off"
 
 
 @pytest.mark.parametrize("status", ["KILLED", "RUNNING"])
-def test_a_retry_trains_again_when_its_predecessors_run_did_not_finish(dead_predecessor, monkeypatch, status):
+def test_a_retry_trains_again_when_its_predecessors_run_did_not_finish(dead_predecessor, monkeypatch, status, capsys):
     settings, client, run_id = dead_predecessor
     if status != "RUNNING":
         client.set_terminated(run_id, status)
     calls = refuse_training(monkeypatch)
     with pytest.raises(Trained):
         run_worker(settings)
-    assert calls == ["trial 1"]
     retry = optuna.load_study(study_name="adopt", storage=settings.storage).trials[1]
+    batch = retry.params["batch_size"]
+    assert calls == [f"trial 1 · batch {batch}"]
+    header = [line for line in capsys.readouterr().out.splitlines() if line.startswith("── trial 1:")]
+    assert len(header) == 1 and f"batch_size {batch}," in header[0] and "retrying trial 0)" in header[0]
     assert not retry.user_attrs.get(REUSED_ATTR) and retry.user_attrs.get(RUN_ATTR) is None

@@ -225,6 +225,10 @@ class TrackingConfig(_Section):
     registered_model_name: str | None = "sedwatt-crnn"
     log_model: bool = True
     log_checkpoints: bool = True
+    # MLflow system metrics on training runs (system/cpu_utilization_percentage, memory, GPU utilisation and
+    # power): one background thread sampling every MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL seconds (10 by
+    # default). None = follow MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING.
+    system_metrics: bool | None = True
 
 
 class SedwattConfig(_Section):

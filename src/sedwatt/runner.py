@@ -58,6 +58,11 @@ def resume_config(run_id: str, overrides: tuple[str, ...] | list[str] = ()) -> S
     return load_config(path, overrides)
 
 
+def default_run_name(config: SedwattConfig) -> str:
+    """What a run is, at a glance in the MLflow run list: ``cpu_demo · batch 16 · seed 42``."""
+    return f"{config.name} · batch {config.train.batch_size} · seed {config.train.seed}"
+
+
 def build_checked_trainer(config: SedwattConfig, data: Any) -> Any:
     """The run's ``Trainer``, built and given one forward pass; any failure is one line naming the config.
 

@@ -56,6 +56,26 @@ def adopt_run(run_id: str, study_name: str) -> None:
         client.set_tag(run_id, key, value)
 
 
+def log_study_params(run_id: str, params: dict[str, str]) -> None:
+    """The study's settings as the parent run's params (MLflow's run table and Compare view show them).
+
+    Every worker logs them: equal values are skipped, a worker started with other settings keeps its
+    values as ``sedwatt.<key>`` (``reconcile_params``) instead of crashing on MLflow's immutable params.
+    """
+    from mlflow import MlflowClient
+    from mlflow.entities import Param
+
+    from sedwatt.tracking.params import reconcile_params
+
+    client = MlflowClient()
+    try:
+        to_log, renamed = reconcile_params(client.get_run(run_id).data.params, params)
+        if to_log or renamed:
+            client.log_batch(run_id, params=[Param(k, v) for k, v in {**to_log, **renamed}.items()])
+    except Exception as exc:  # noqa: BLE001 - the study goes on; its params are only a summary
+        logger.warning("could not log the study's params on its parent run %s: %s", run_id, exc)
+
+
 def wait_for_parent(study: Any, timeout_s: float, poll_s: float = 0.2) -> str | None:
     """The parent id another worker is about to record, or None after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s

@@ -141,6 +141,34 @@ def _check_directions(study: Any) -> None:
         )
 
 
+def trial_header(number: int, params: dict[str, Any], config: SedwattConfig, retried: int | None) -> str:
+    """One line before a trial's epochs, so several trials' progress lines can be told apart."""
+    from sedwatt.search.runs import worker_id
+
+    shown = ", ".join(f"{k} {v}" for k, v in params.items())
+    again = f", retrying trial {retried}" if retried is not None else ""
+    return f"── trial {number}: {shown}, {config.train.epochs} epochs (worker {worker_id()}{again})"
+
+
+def study_params(settings: SearchSettings, base: SedwattConfig) -> dict[str, str]:
+    """What defines a study, as the parent run's params: sampler, trials, space, epochs, objectives."""
+    import json
+
+    space = settings.space.model_dump(mode="json", exclude_none=True)
+    return {
+        "study_name": settings.study_name,
+        "sampler": settings.sampler,
+        "n_trials": str(settings.n_trials),
+        "seed": str(settings.seed),
+        "space": json.dumps(space, sort_keys=True),
+        "epochs": "/".join(str(e) for e in space["epochs"]) if space.get("epochs") else str(base.train.epochs),
+        "config_name": base.name,
+        "objective_f1": f"{METRIC_NAMES[0]} ({settings.f1_objective}), maximize",
+        "objective_energy": f"{METRIC_NAMES[1]} ({settings.energy_objective}), minimize",
+        "energy_stop_beta": "off" if settings.energy_stop_beta is None else str(settings.energy_stop_beta),
+    }
+
+
 def join_study(settings: SearchSettings, base: SedwattConfig, candidate_run_id: str | None) -> StudyHandle:
     """Open the study and agree with the other workers on its parent run (see runs.py for how)."""
     import optuna
@@ -199,6 +227,7 @@ def join_study(settings: SearchSettings, base: SedwattConfig, candidate_run_id: 
             client.set_tag(candidate_run_id, "sedwatt.kind", "search")
             client.set_tag(candidate_run_id, "sedwatt.search_parent_run_id", parent)
     runs.reopen_parent(parent)
+    runs.log_study_params(parent, study_params(settings, base))
 
     study.sampler = make_sampler(settings.sampler, worker_seed(settings.seed, created), settings.n_trials)
     if settings.enqueue_default:
@@ -349,10 +378,11 @@ def run_worker(settings: SearchSettings) -> Any:
 
             callbacks.append(ParetoEnergyStop(study, trial, settings.energy_stop_beta, settings.energy_stop_window))
         callbacks.append(runs.TrialLink(trial, predecessor_number))
+        print(trial_header(trial.number, params, config, predecessor_number), flush=True)
         outcome = train_run(
             config,
             settings.data,
-            run_name=f"trial {trial.number}",
+            run_name=f"trial {trial.number} · batch {config.train.batch_size}",
             parent_run_id=runs.current_parent(study) or handle.parent_run_id,
             extra_tags={
                 "optuna.study_name": study.study_name,

@@ -100,6 +100,21 @@ def configure_tracking() -> str:
     return uri
 
 
+# The experiment's description in the MLflow UI (its "note"): where a newcomer finds F1 and energy.
+NOTE_TAG = "mlflow.note.content"
+EXPERIMENT_NOTE = (
+    "sedwatt runs: the DCASE 2022 Task 4 baseline (mean-teacher CRNN) trained with its F1 and energy logged "
+    "every epoch.\n\n"
+    "- Open a run, tab **Model metrics**: `val_f1` (teacher intersection F1, the paper's figure) and "
+    "`energy_cum_kwh` (energy so far), both with step = epoch; `energy_kwh` is each epoch's energy.\n"
+    "- End-of-run figures: `best_val_f1`, `energy_total_kwh`, `energy_at_95pct_max_kwh`; the run's tags "
+    "`energy.*` say how each energy figure was measured (a reading or an estimate).\n"
+    "- Compare runs: select them, **Compare**, or `sedwatt analyze --experiment NAME --out DIR` for the paper's "
+    "tables and plots.\n"
+    "- Search studies: runs with `sedwatt.kind = search` hold the Pareto front; their trials are nested under them."
+)
+
+
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "experiment"
 
@@ -121,7 +136,7 @@ def ensure_experiment(name: str, tracking_uri: str | None = None) -> str:
         return experiment.experiment_id
     location = (artifact_root / _slug(name)).as_uri() if artifact_root is not None else None
     try:
-        return client.create_experiment(name, artifact_location=location)
+        return client.create_experiment(name, artifact_location=location, tags={NOTE_TAG: EXPERIMENT_NOTE})
     except MlflowException:
         experiment = client.get_experiment_by_name(name)  # another process created it first
         if experiment is None:
