@@ -114,11 +114,13 @@ def train_run(
     trainer = build_checked_trainer(config, data)  # before any run exists: a config that cannot train leaves none
     experiment_id = ensure_experiment(config.tracking.experiment)
 
+    if log_system_metrics is None:
+        log_system_metrics = config.tracking.system_metrics
     start_kwargs: dict[str, Any] = {"log_system_metrics": log_system_metrics}
     if resume_run_id:
         start_kwargs["run_id"] = resume_run_id
     else:
-        start_kwargs.update(experiment_id=experiment_id, run_name=run_name)
+        start_kwargs.update(experiment_id=experiment_id, run_name=run_name or default_run_name(config))
         if parent_run_id:
             start_kwargs["parent_run_id"] = parent_run_id
         elif mlflow.active_run() is not None:
