@@ -185,27 +185,29 @@ def where_to_look(
     lines = ["", "== where to look"]
     ui = ui_command(root, uri, ui_port)
     if ui is not None:
-        lines.append("MLflow UI (Ctrl-C stops it):")
+        lines.append("Start the MLflow UI (Ctrl-C stops it):")
         lines += [f"  {ui.make}", f"  or, without make: {ui.direct}"] if ui.make else [f"  {ui.direct}"]
     base = ui.url if ui is not None else ui_base(uri, ui_port)
+    lines.append("then open:" if ui is not None else f"open, on the tracking server {base}:")
     if trained is not None:
         lines += [
-            "the training run, Model metrics tab: val_f1 (intersection F1 per epoch) and energy_cum_kwh (kWh so far)",
-            f"  {run_url(base, trained.info.experiment_id, trained.info.run_id, tab='model-metrics')}",
-            "all the demo's runs (the search's trials are nested under its study run):",
-            f"  {experiment_url(base, trained.info.experiment_id)}",
+            "  the training run's Model metrics tab: val_f1 (intersection F1 per epoch), energy_cum_kwh (kWh so far)",
+            f"    {run_url(base, trained.info.experiment_id, trained.info.run_id, tab='model-metrics')}",
+            "  all the demo's runs (the search's trials are nested under its study run):",
+            f"    {experiment_url(base, trained.info.experiment_id)}",
         ]
     if search_parent is not None:
         lines += [
-            "the search's Pareto front, F1 vs energy (study/ in the study run's Artifacts tab):",
-            f"  {artifact_url(base, search_parent.info.experiment_id, search_parent.info.run_id, 'study/pareto_front.png')}",
+            "  the search's Pareto front, F1 vs energy (study/ in the study run's Artifacts tab):",
+            f"    {artifact_url(base, search_parent.info.experiment_id, search_parent.info.run_id, 'study/pareto_front.png')}",
         ]
     if with_search:
         dash = dashboard_command(root, out, dashboard_port)
-        lines.append(f"Optuna dashboard of the search, then open {dash.url} (Ctrl-C stops it):")
+        lines.append(f"Start the Optuna dashboard of the search (Ctrl-C stops it), then open {dash.url}:")
         lines += [f"  {dash.make}", f"  or, without make: {dash.direct}"] if dash.make else [f"  {dash.direct}"]
-    bindir = Path(sys.executable).parent
-    lines.append(f"other commands (sedwatt, mlflow, optuna-dashboard) are in {bindir}: `source {bindir / 'activate'}` first")
+    activate = Path(sys.executable).parent / "activate"
+    if activate.is_file():  # a venv nobody activated: the README's commands need it on PATH
+        lines.append(f"the README's other commands (sedwatt, mlflow, optuna-dashboard): `source {activate}` first")
     return lines
 
 
