@@ -10,7 +10,14 @@ import torch
 
 from sedwatt.config import load_config
 from sedwatt.training.callbacks import RunState
-from sedwatt.training.early_stopping import EnergyAwareStopping, PatienceStopping, SlowdownStopping
+from sedwatt.training.early_stopping import (
+    EnergyAwareStopping,
+    PatienceStopping,
+    SlowdownStopping,
+    energy_rule,
+    patience_rule,
+    slowdown_rule,
+)
 from sedwatt.training.mean_teacher import MeanTeacherStep, update_ema
 from sedwatt.training.mixup import mixup_batch
 from sedwatt.training.schedules import consistency_weight, ema_decay, learning_rate, rampup
@@ -150,3 +157,32 @@ def test_slowdown_and_energy_aware_stopping():
     state = _state(hist)
     EnergyAwareStopping(min_rel_gain_per_kwh=0.5, window=2).on_epoch_end(state, hist[-1])
     assert state.stop_reason is None
+
+
+def test_each_stopping_policy_is_one_pure_rule_the_callback_applies():
+    """The rules return the reason (None: go on) from the history alone; the callbacks stop with that text."""
+    hist = [
+        {"val_f1": f1, "obj_metric": obj, "energy_kwh": 0.01}
+        for f1, obj in zip((0.2, 0.4, 0.5, 0.505, 0.506), (0.1, 0.3, 0.2, 0.25, 0.28), strict=True)
+    ]
+    # obj best .3 at epoch 2: epoch 3 waited 1, epoch 4 waited 2
+    assert patience_rule(hist[:3], 2) is None
+    patience = "patience: obj_metric has not improved for 2 epochs (best 0.3000 at epoch 2)"
+    assert patience_rule(hist[:4], 2) == patience
+    # best val_f1 .5 before the last 2 epochs, .506 now: +1.2 %, for 2 × 10 Wh = 0.6 per kWh
+    slowdown = "slowdown: best val_f1 rose 1.20% over the last 2 epochs (0.5000 → 0.5060), below 5.00%"
+    assert slowdown_rule(hist, 0.05, 2) == slowdown and slowdown_rule(hist, 0.01, 2) is None
+    assert slowdown_rule(hist[:2], 0.05, 2) is None  # less than a window of history
+    energy = "energy: best val_f1 rose 1.20% for 20.00 Wh over the last 2 epochs (0.6 per kWh < 1)"
+    assert energy_rule(hist, 1.0, 2) == energy and energy_rule(hist, 0.5, 2) is None
+    unmeasured = [*hist[:-1], {"val_f1": 0.506}]
+    assert energy_rule(unmeasured, 1.0, 2) is None  # the latest epoch has no energy: no verdict
+    callbacks = [
+        (PatienceStopping(2), hist[:4], patience),
+        (SlowdownStopping(0.05, 2), hist, slowdown),
+        (EnergyAwareStopping(1.0, 2), hist, energy),
+    ]
+    for callback, history, reason in callbacks:
+        state = _state(list(history))
+        callback.on_epoch_end(state, state.history[-1])
+        assert state.stop_reason == reason

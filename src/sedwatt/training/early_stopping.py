@@ -1,35 +1,38 @@
-"""Early-stopping policies as callbacks: patience, "progress slows down", and energy-aware.
+"""Early-stopping policies: one pure rule per policy, and the callbacks that apply them during training.
 
 The recipe's patience of 200 epochs on obj_metric never fires at 200 epochs; the paper instead
-suggests stopping when progress between epochs slows down, which is what ``SlowdownStopping`` does on
-the per-epoch ``val_f1``. ``EnergyAwareStopping`` asks how much F1 each kWh still buys. Each one
-records why it stopped through ``state.request_stop`` (the tracking callback logs it as a tag).
-All of them read the loop's history only, so they are stateless across a resume.
+suggests stopping when progress between epochs slows down, which is what ``slowdown_rule`` checks on
+the per-epoch ``val_f1``. ``energy_rule`` asks how much F1 each kWh still buys.
+
+Each rule is a pure function of the history so far (one dict per finished epoch, the loop's
+``state.history``) that returns why training should stop, or None. The callbacks call it at every
+epoch end and record the reason through ``state.request_stop`` (the tracking callback logs it as the
+``sedwatt.stop_reason`` tag); ``sedwatt analyze --policies`` calls the same function on a recorded
+history cut at each epoch, so a replayed rule stops at exactly the epoch the live callback would
+have. Reading the history only also keeps the callbacks stateless across a resume.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sedwatt.config import TrainConfig
 from sedwatt.training.callbacks import Callback, RunState
 
+History = Sequence[dict[str, float]]
 
-class PatienceStopping(Callback):
-    """Stop when obj_metric has not improved for ``patience`` epochs (recipe: 200, i.e. off)."""
 
-    def __init__(self, patience: int, monitor: str = "obj_metric") -> None:
-        self.patience = patience
-        self.monitor = monitor
-
-    def on_epoch_end(self, state: RunState, metrics: dict[str, float]) -> None:
-        values = [h[self.monitor] for h in state.history if self.monitor in h]
-        if not values:
-            return
-        best_at = max(range(len(values)), key=lambda i: (values[i], -i))
-        waited = len(values) - 1 - best_at
-        if waited >= self.patience:
-            state.request_stop(
-                f"patience: {self.monitor} has not improved for {waited} epochs (best {values[best_at]:.4f} at epoch {best_at + 1})"
-            )
+def patience_rule(history: History, patience: int, monitor: str = "obj_metric") -> str | None:
+    """Stop when ``monitor`` has not improved for ``patience`` epochs (epochs without it are skipped)."""
+    values = [h[monitor] for h in history if monitor in h]
+    if not values:
+        return None
+    best_at = max(range(len(values)), key=lambda i: (values[i], -i))
+    waited = len(values) - 1 - best_at
+    if waited < patience:
+        return None
+    best = f"best {values[best_at]:.4f} at epoch {best_at + 1}"
+    return f"patience: {monitor} has not improved for {waited} epochs ({best})"
 
 
 def _best_gain(values: list[float], window: int) -> tuple[float, float] | None:
@@ -39,8 +42,61 @@ def _best_gain(values: list[float], window: int) -> tuple[float, float] | None:
     return max(values[:-window]), max(values)
 
 
+def slowdown_rule(history: History, min_rel_gain: float, window: int, monitor: str = "val_f1") -> str | None:
+    """Stop when the best ``monitor`` rose less than ``min_rel_gain`` (relative) over ``window`` epochs."""
+    gain = _best_gain([h[monitor] for h in history], window)
+    if gain is None:
+        return None
+    before, now = gain
+    rel = (now - before) / before if before > 0 else float("inf") if now > 0 else 0.0
+    if not rel < min_rel_gain:  # (a NaN F1 never stops a run)
+        return None
+    return (
+        f"slowdown: best {monitor} rose {rel:.2%} over the last {window} epochs "
+        f"({before:.4f} → {now:.4f}), below {min_rel_gain:.2%}"
+    )
+
+
+def energy_rule(
+    history: History, min_rel_gain_per_kwh: float, window: int, monitor: str = "val_f1"
+) -> str | None:
+    """Stop when the best ``monitor``'s relative gain per kWh over ``window`` epochs is under the threshold.
+
+    Reads each epoch's ``energy_kwh``; silent while the latest epoch has none (energy not measured).
+    """
+    if not history or "energy_kwh" not in history[-1]:
+        return None
+    gain = _best_gain([h[monitor] for h in history], window)
+    if gain is None:
+        return None
+    before, now = gain
+    spent = sum(h.get("energy_kwh", 0.0) for h in history[-window:])
+    if before <= 0 or spent <= 0:
+        return None
+    rate = (now - before) / before / spent
+    if not rate < min_rel_gain_per_kwh:
+        return None
+    return (
+        f"energy: best {monitor} rose {(now - before) / before:.2%} for {spent * 1000:.2f} Wh over the last "
+        f"{window} epochs ({rate:.3g} per kWh < {min_rel_gain_per_kwh:g})"
+    )
+
+
+class PatienceStopping(Callback):
+    """``patience_rule`` at every epoch end (recipe: 200 epochs on obj_metric, i.e. off)."""
+
+    def __init__(self, patience: int, monitor: str = "obj_metric") -> None:
+        self.patience = patience
+        self.monitor = monitor
+
+    def on_epoch_end(self, state: RunState, metrics: dict[str, float]) -> None:
+        reason = patience_rule(state.history, self.patience, self.monitor)
+        if reason:
+            state.request_stop(reason)
+
+
 class SlowdownStopping(Callback):
-    """Stop when the best val_f1 improved by less than ``min_rel_gain`` (relative) over the last ``window`` epochs."""
+    """``slowdown_rule`` at every epoch end."""
 
     def __init__(self, min_rel_gain: float, window: int, monitor: str = "val_f1") -> None:
         self.min_rel_gain = min_rel_gain
@@ -48,22 +104,16 @@ class SlowdownStopping(Callback):
         self.monitor = monitor
 
     def on_epoch_end(self, state: RunState, metrics: dict[str, float]) -> None:
-        gain = _best_gain([h[self.monitor] for h in state.history], self.window)
-        if gain is None:
-            return
-        before, now = gain
-        rel = (now - before) / before if before > 0 else float("inf") if now > 0 else 0.0
-        if rel < self.min_rel_gain:
-            state.request_stop(
-                f"slowdown: best {self.monitor} rose {rel:.2%} over the last {self.window} epochs "
-                f"({before:.4f} → {now:.4f}), below {self.min_rel_gain:.2%}"
-            )
+        reason = slowdown_rule(state.history, self.min_rel_gain, self.window, self.monitor)
+        if reason:
+            state.request_stop(reason)
 
 
 class EnergyAwareStopping(Callback):
-    """Stop when the relative gain of the best val_f1 per kWh over the last ``window`` epochs falls below a threshold.
+    """``energy_rule`` at every epoch end.
 
-    Needs ``energy_kwh`` in the epoch metrics, i.e. the energy callback placed before this one.
+    Needs ``energy_kwh`` in the epoch metrics, i.e. the energy callback placed before this one
+    (the epoch's ``metrics`` are the history's last entry).
     """
 
     def __init__(self, min_rel_gain_per_kwh: float, window: int, monitor: str = "val_f1") -> None:
@@ -72,20 +122,9 @@ class EnergyAwareStopping(Callback):
         self.monitor = monitor
 
     def on_epoch_end(self, state: RunState, metrics: dict[str, float]) -> None:
-        history = state.history
-        gain = _best_gain([h[self.monitor] for h in history], self.window)
-        if gain is None or "energy_kwh" not in metrics:
-            return
-        before, now = gain
-        spent = sum(h.get("energy_kwh", 0.0) for h in history[-self.window :])
-        if before <= 0 or spent <= 0:
-            return
-        rate = (now - before) / before / spent
-        if rate < self.threshold:
-            state.request_stop(
-                f"energy: best {self.monitor} rose {(now - before) / before:.2%} for {spent * 1000:.2f} Wh over the last "
-                f"{self.window} epochs ({rate:.3g} per kWh < {self.threshold:g})"
-            )
+        reason = energy_rule(state.history, self.threshold, self.window, self.monitor)
+        if reason:
+            state.request_stop(reason)
 
 
 def stopping_callbacks(train: TrainConfig) -> list[Callback]:
