@@ -8,7 +8,7 @@ Modules: runs (which runs), history (their per-epoch curves, in bulk), per_run (
 cohorts (which runs are comparable), compute (a cohort's tables, findings, plots),
 tables (Table 1/2 numbers and cells), render (Markdown/LaTeX/HTML), plots, findings,
 machines (hardware, calibrations, registry), links (run pages in the MLflow UI), report (report.html),
-outputs (the files, in memory), api (``analyze``).
+policies (stopping rules replayed over the histories), outputs (the files, in memory), api (``analyze``).
 """
 
 from .api import AnalysisResult, analyze

@@ -5,6 +5,7 @@
                      out_dir="demo/report")
     result.report_path, result.runs            # report.html, the per-run DataFrame (runs.csv)
     result.cohorts                             # the cohorts of comparable runs, analysed one by one
+    analyze(["sedwatt"], policies="patience=10 slowdown=0.01:10")  # + stopping rules replayed (policies.csv)
 
 Order of work: validate the arguments and query the runs (user errors surface here, before anything
 slow), fetch all per-epoch histories in one pass (history.py), recompute every number from them,
@@ -30,6 +31,7 @@ from sedwatt.tracking.uri import redact_uri, sqlite_path
 
 from . import findings as findings_mod
 from . import machines, outputs
+from . import policies as policies_mod
 from .cohorts import split_cohorts
 from .compute import CohortAnalysis, add_images, analyse_cohorts
 from .history import CURVE_KEYS, curves, fetch_histories
@@ -62,6 +64,7 @@ class AnalysisResult:
     n_without_epochs: int
     timings_s: dict[str, float] = field(default_factory=dict)
     cohorts: list[CohortAnalysis] = field(default_factory=list)
+    policies: pd.DataFrame | None = None  # policies.csv (rule × run) when stopping rules were replayed
 
 
 @dataclass
@@ -77,6 +80,7 @@ class Selection:
     run_curves: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     history_points: int = 0
     route: str = ""
+    policies: list[policies_mod.Policy] = field(default_factory=list)  # stopping rules to replay (none: off)
 
 
 @dataclass
@@ -88,6 +92,7 @@ class Computed:
     calibrations: dict
     versions: pd.DataFrame
     normalisation: findings_mod.Finding
+    policies: list[policies_mod.PolicyAnalysis] = field(default_factory=list)
 
     @property
     def findings(self) -> list[findings_mod.Finding]:
@@ -119,8 +124,13 @@ def select(
     group_by: Sequence[str] | str | None,
     out: Path,
     tracking_uri: str | None,
+    policies: str | None = None,
 ) -> Selection:
-    """Validate the arguments and find the runs: every user error is raised here, before any history."""
+    """Validate the arguments and find the runs: every user error is raised here, before any history.
+
+    ``policies``: the stopping-rule grid to replay (policies.py's syntax or a YAML file; "" = the
+    default grid); None replays nothing.
+    """
     from mlflow import MlflowClient
 
     names = [experiments] if isinstance(experiments, str) else list(experiments)
@@ -133,15 +143,17 @@ def select(
     experiment_map = resolve_experiments(client, names, uri)
     records = search_training_runs(client, experiment_map, filter_string, uri)
     check_group_keys(records, group_keys)
-    return Selection(uri, client, experiment_map, filter_string, group_keys, records)
+    selection = Selection(uri, client, experiment_map, filter_string, group_keys, records)
+    selection.policies = policies_mod.parse_policies(policies) if policies is not None else []
+    return selection
 
 
 def fetch(selection: Selection) -> None:
-    """All per-epoch histories in one pass, as curves per run."""
-    histories = fetch_histories(
-        selection.uri, [r.run_id for r in selection.records], CURVE_KEYS, client=selection.client
-    )
-    selection.run_curves = curves(histories.table, CURVE_KEYS)
+    """All per-epoch histories in one pass, as curves per run (and what replayed stopping rules read)."""
+    keys = (*CURVE_KEYS, *policies_mod.HISTORY_KEYS) if selection.policies else CURVE_KEYS
+    run_ids = [r.run_id for r in selection.records]
+    histories = fetch_histories(selection.uri, run_ids, keys, client=selection.client)
+    selection.run_curves = curves(histories.table, keys)
     selection.history_points, selection.route = len(histories.table), histories.route
 
 
@@ -160,12 +172,18 @@ def compute(selection: Selection) -> Computed:
     label_of = {run_id: c.label for c in cohorts for run_id in c.run_ids}
     runs["cohort"] = runs["run_id"].map(label_of)
     analyses = analyse_cohorts(runs, cohorts, group_keys, normalised=bool(calibrations))
+    replayed = (
+        policies_mod.analyse_policies(analyses, selection.run_curves, selection.policies, group_keys)
+        if selection.policies
+        else []
+    )
     return Computed(
         runs=runs,
         analyses=analyses,
         calibrations=calibrations,
         versions=machines.model_versions(selection.client, runs),
         normalisation=findings_mod.normalisation_finding(runs, len(calibrations)),
+        policies=replayed,
     )
 
 
@@ -233,7 +251,10 @@ def _global_sections(selection: Selection, computed: Computed) -> list[Section]:
 
 def report_html(selection: Selection, computed: Computed) -> str:
     intro, cohort_table = outputs.cohorts_intro(computed.analyses, selection.group_keys)
-    sections = [s for a in computed.analyses for s in outputs.cohort_sections(a)]
+    replayed = {p.analysis.cohort.index: [outputs.policy_section(p)] for p in computed.policies}
+    sections = [
+        s for a in computed.analyses for s in [*outputs.cohort_sections(a), *replayed.get(a.cohort.index, [])]
+    ]
     if cohort_table is not None:
         sections.insert(0, Section("Cohorts", [cohort_table]))
     sections += _global_sections(selection, computed)
@@ -251,6 +272,8 @@ def output_files(selection: Selection, computed: Computed) -> dict[str, str | by
         files["calibrations.csv"] = machines.calibration_frame(computed.calibrations).to_csv(index=False)
     files["findings.json"] = outputs.findings_json(computed.findings)
     files.update(outputs.image_files(computed.analyses))
+    if computed.policies:
+        files.update(outputs.policy_files(computed.policies, selection.group_keys))
     files["report.html"] = report_html(selection, computed)
     return files
 
@@ -266,8 +289,13 @@ def analyze(
     out_dir: str | Path = "analysis_out",
     *,
     tracking_uri: str | None = None,
+    policies: str | None = None,
 ) -> AnalysisResult:
-    """Analyse the training runs of ``experiments`` matching ``filter_string``, grouped by ``group_by``."""
+    """Analyse the training runs of ``experiments`` matching ``filter_string``, grouped by ``group_by``.
+
+    ``policies``: also replay these stopping rules over every run's history (``sedwatt analyze
+    --policies``; "" = the default grid, None = not at all): policies.csv, policies_summary.*, policies.png.
+    """
     out = Path(out_dir)
     timings: dict[str, float] = {}
     started = last = time.perf_counter()
@@ -277,7 +305,7 @@ def analyze(
         now = time.perf_counter()
         timings[name], last = now - last, now
 
-    selection = select(experiments, filter_string, group_by, out, tracking_uri)
+    selection = select(experiments, filter_string, group_by, out, tracking_uri, policies)
     lap("search")
     fetch(selection)
     lap("fetch")
@@ -285,6 +313,8 @@ def analyze(
     lap("compute")
     for analysis in computed.analyses:
         add_images(analysis, selection.run_curves, selection.group_keys)
+    for replayed in computed.policies:
+        policies_mod.add_policy_images(replayed)
     lap("plots")
     written = [write_atomic(out / name, data) for name, data in output_files(selection, computed).items()]
     lap("write")
@@ -301,4 +331,5 @@ def analyze(
         n_without_epochs=len(selection.records) - len(computed.runs),
         timings_s=timings,
         cohorts=computed.analyses,
+        policies=outputs.policy_rows(computed.policies),
     )

@@ -18,6 +18,7 @@ from . import render
 from .compute import CohortAnalysis
 from .findings import Finding
 from .links import run_url
+from .policies import SUMMARY_COLUMNS, PolicyAnalysis
 from .report import Section, frame_table
 from .tables import Table, stats_csv_frame
 
@@ -96,6 +97,54 @@ def cohorts_intro(
         for a in analyses
     ]
     return [text], frame_table("Cohorts of comparable runs", pd.DataFrame(rows))
+
+
+def policy_rows(policies: Sequence[PolicyAnalysis]) -> pd.DataFrame | None:
+    """policies.csv's rows, every cohort's; None when no stopping rule was replayed."""
+    return pd.concat([p.rows for p in policies], ignore_index=True) if policies else None
+
+
+def policy_files(policies: Sequence[PolicyAnalysis], group_keys: Sequence[str]) -> dict[str, str | bytes]:
+    """``policies.csv`` (rule × run), ``policies_summary.csv/.md/.tex`` (every cohort's) and the plots."""
+    keys = [*group_keys, "rule"]
+    summaries = []
+    for p in policies:
+        frame = stats_csv_frame(p.summary, keys, SUMMARY_COLUMNS).copy()
+        frame.insert(0, "cohort", p.analysis.cohort.label)
+        frame["on_pareto_front"] = p.summary.stats["on_pareto_front"].to_numpy()
+        summaries.append(frame)
+    files: dict[str, str | bytes] = {
+        "policies.csv": policy_rows(policies).to_csv(index=False),
+        "policies_summary.csv": pd.concat(summaries, ignore_index=True).to_csv(index=False),
+        "policies_summary.md": "\n".join(render.markdown(p.summary) for p in policies),
+        "policies_summary.tex": "\n".join(render.latex(p.summary) for p in policies),
+    }
+    files.update({name: png for p in policies for name, png in p.images.items()})
+    return files
+
+
+def policy_section(policy: PolicyAnalysis) -> Section:
+    """One cohort's replayed stopping rules: the sentence, the rules' means (the front), table, plot."""
+    analysis = policy.analysis
+    means = policy.means
+    shown = pd.DataFrame({
+        "rule": means["rule"], "runs": means["runs"],
+        "energy saved (%)": (100 * means["energy_saved_frac"]).round(1),
+        "F1 lost (points)": means["val_f1_lost_points"].round(2),
+        "Pareto front": means["on_pareto_front"].map({True: "yes", False: ""}),
+    })  # fmt: skip
+    title = "Each rule's mean over the runs" + (f" — {analysis.heading}" if analysis.several else "")
+    return Section(
+        f"{analysis.heading}: What-if stopping rules" if analysis.several else "What-if stopping rules",
+        [frame_table(title, shown), policy.summary],
+        images=policy.images,
+        paragraphs=[
+            policy.finding.text,
+            "Each rule is the training callback's own function, asked after every recorded epoch on the "
+            "history up to it, so it stops where the live callback would have. The oracle knows each run's "
+            "max F1 in advance: a bound, not a rule (kept off the Pareto front).",
+        ],
+    )
 
 
 def grouped_findings(analyses: Sequence[CohortAnalysis]) -> list[tuple[str, list[Finding]]]:

@@ -3,7 +3,8 @@
 - F1 vs cumulative energy, one colour per group, with each run's 40 % / 95 %-of-max / max points;
 - energy per epoch and per minute by group (mean ± std bars, the lower bar cut at 0; one dot per run);
 - the Pareto front of F1 vs energy over runs (F1 up, energy down);
-- training time vs energy.
+- training time vs energy;
+- stopping rules replayed over the runs' histories: energy saved vs F1 lost, their Pareto front.
 """
 
 from __future__ import annotations
@@ -224,6 +225,53 @@ def plot_time_vs_energy(runs: pd.DataFrame, group_keys: Sequence[str], title: st
     axes.set_xlabel("training time (min)")
     axes.set_ylabel(f"training energy ({unit})")
     axes.set_title(title or "Time vs energy")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7, loc="upper left")
+    return _png(figure)
+
+
+POLICY_STYLES = {  # rule kind → (marker, colour, legend label)
+    "patience": ("o", "#1f77b4", "patience"),
+    "slowdown": ("s", "#2ca02c", "slowdown"),
+    "energy": ("D", "#d62728", "energy per kWh"),
+    "oracle": ("*", "#ff7f0e", "oracle 95 % of max (hindsight)"),
+    "never": ("X", "#7f7f7f", "never stop"),
+}
+
+
+def _coincident(xs: np.ndarray, ys: np.ndarray, texts: pd.Series) -> dict[tuple[float, float], list[str]]:
+    """Labels of points at the same place, together (rules that stop alike share one point)."""
+    places: dict[tuple[float, float], list[str]] = {}
+    for x, y, text in zip(xs, ys, texts, strict=True):
+        if np.isfinite(x) and np.isfinite(y):
+            places.setdefault((round(float(x), 9), round(float(y), 9)), []).append(str(text))
+    return places
+
+
+def plot_policies(means: pd.DataFrame, title: str = "") -> bytes:
+    """Energy saved vs F1 lost, one point per stopping rule (means over runs); the Pareto front ringed,
+    joined and labelled. ``means``: rule, kind, energy_saved_frac, val_f1_lost_points, on_pareto_front."""
+    saved = means["energy_saved_frac"].to_numpy(dtype=float) * 100
+    lost = means["val_f1_lost_points"].to_numpy(dtype=float)
+    front = means["on_pareto_front"].to_numpy(dtype=bool) & np.isfinite(saved) & np.isfinite(lost)
+    figure, axes = _figure()
+    for kind, (marker, colour, label) in POLICY_STYLES.items():
+        sel = (means["kind"] == kind).to_numpy()
+        if sel.any():
+            size = 110 if marker == "*" else 40
+            axes.scatter(saved[sel], lost[sel], marker=marker, s=size, color=colour, label=label, zorder=3)
+    order = np.argsort(saved[front])
+    axes.step(
+        saved[front][order], lost[front][order], where="pre", color="black", lw=1.0, label="Pareto front"
+    )
+    axes.scatter(saved[front], lost[front], s=140, facecolor="none", edgecolor="black", lw=1.0, zorder=4)
+    labelled = front | (means["kind"] == "oracle").to_numpy()
+    for (x, y), texts in _coincident(saved[labelled], lost[labelled], means["rule"][labelled]).items():
+        shown = texts[:3] + ([f"+{len(texts) - 3} more"] if len(texts) > 3 else [])
+        axes.annotate("\n".join(shown), (x, y), xytext=(5, 5), textcoords="offset points", fontsize=7)
+    axes.set_xlabel("energy saved (%)")
+    axes.set_ylabel("F1 lost (points)")
+    axes.set_title(title or "Stopping rules replayed: energy saved vs F1 lost")
     axes.grid(alpha=0.3)
     axes.legend(fontsize=7, loc="upper left")
     return _png(figure)

@@ -33,7 +33,8 @@ class Column:
 
     name: str
     header: str
-    kind: str  # "f1" | "time" | "kwh" | "wh" | "pct" (mean only, as the paper's extra cost) | "pct_pm"
+    # "f1" | "time" | "kwh" | "wh" | "pct" (mean only, as the paper's extra cost) | "pct_pm" | "num" (plain)
+    kind: str
     target: bool = False  # energy at an F1 target: a missing value means "never reached", not "not measured"
 
 
@@ -65,6 +66,7 @@ KEY_HEADERS = {
     "tags.hw.gpu_model": "GPU",
     "tags.hw.cpu_model": "CPU",
     "experiment": "Experiment",
+    "rule": "Rule",
 }
 
 
@@ -88,7 +90,8 @@ def natural_key(value: object) -> tuple:
 def with_derived(runs: pd.DataFrame) -> pd.DataFrame:
     """Per-run columns the tables show that runs.csv does not hold (95 % of max F1)."""
     frame = runs.copy()
-    frame["f1_95pct_max"] = 0.95 * frame["max_f1"]
+    if "max_f1" in frame:
+        frame["f1_95pct_max"] = 0.95 * frame["max_f1"]
     return frame
 
 
@@ -176,6 +179,8 @@ def cell_formats(stats: pd.DataFrame, columns: Sequence[Column]) -> dict[str, Ce
             formats[column.name] = CellFormat(
                 "kwh", scale, decimals_for([v * scale for v in kwh_values], base), unit
             )
+        elif column.kind == "num":  # a plain number (epochs, F1 points): its unit is in the header
+            formats[column.name] = CellFormat("num", 1.0, decimals_for(values, 1), "")
         else:  # wh
             formats[column.name] = CellFormat("wh", 1.0, decimals_for(values, 1), "Wh")
     return formats

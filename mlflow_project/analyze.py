@@ -1,7 +1,8 @@
 """MLproject entry point `analyze`: the analysis report of an experiment's training runs.
 
 Under `mlflow run` the entry's own run is tagged ``sedwatt.kind = analysis`` (so no analysis ever
-counts it as a training run) and gets the report folder as artifacts.
+counts it as a training run) and gets the report folder as artifacts. ``-P policies="patience=10
+slowdown=0.01:10"`` (or ``default``) also replays stopping rules over the runs' histories.
 """
 
 import argparse
@@ -9,7 +10,7 @@ import os
 import sys
 
 parser = argparse.ArgumentParser()
-for flag in ("--experiment", "--filter", "--group-by", "--out"):
+for flag in ("--experiment", "--filter", "--group-by", "--out", "--policies"):
     parser.add_argument(flag, default="")
 args = parser.parse_args()
 
@@ -23,6 +24,9 @@ if args.filter:
 keys = [k.strip() for k in args.group_by.replace(",", " ").split() if k.strip()]
 if keys:
     argv += ["--group-by", *keys]
+# policies: "" replays no stopping rule; "default" the default grid; else a grid or a YAML file.
+if args.policies.strip():
+    argv += ["--policies", args.policies.strip()]
 
 from sedwatt.cli import main  # noqa: E402
 

@@ -8,10 +8,22 @@ form separate cohorts, each with its own tables, plots and findings. Writes runs
 (.csv/.md/.tex), savings and hardware tables, model_versions.csv, findings.json, the plots (PNG) and
 report.html into --out.
 
+--policies replays early-stopping rules over every run's recorded per-epoch history, without
+training: the rules the training callbacks apply (the same functions, asked after each recorded
+epoch), over a grid of their parameters, plus the hindsight oracle "stop at 95 % of the run's max
+F1" and "never stop". Per rule and run: stop epoch, energy used and saved, F1 at the stop and F1
+lost; per group mean ± std; the rules on the Pareto front of (energy saved, F1 lost). Writes
+policies.csv, policies_summary.csv/.md/.tex, policies.png and a report section. Grid syntax:
+space-separated RULE=VALUE,… items, patience=EPOCHS, slowdown=GAIN[:WINDOW], energy=GAIN_PER_KWH[:WINDOW]
+(a gain as 0.01 or 1%; WINDOW defaults to train.slowdown_window), or a YAML file; no value (or
+"default") is the default grid: patience=5,10,20 slowdown=0.005:10,0.01:10,0.02:5 energy=0.1:10,1:10,10:10.
+
 Examples:
   sedwatt analyze --experiment sedwatt --out report
   sedwatt analyze --experiment sedwatt --filter "params.epochs = '200'" --group-by hardware --out by_hw
   sedwatt analyze --experiment a --experiment b --group-by params.batch_size tags.hw.gpu_model --out ab
+  sedwatt analyze --experiment sedwatt --policies "patience=10,20 slowdown=0.01:10,2%:5 energy=1:10" --out wi
+  sedwatt analyze --experiment sedwatt --policies policies.yaml --out whatif
 """
 
 from __future__ import annotations
@@ -45,6 +57,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "'experiment' (default: params.batch_size)",
     )
     parser.add_argument(
+        "--policies",
+        nargs="?",
+        const="default",
+        default=None,
+        metavar="GRID|FILE.yaml",
+        help="also replay stopping rules over the runs' histories: a grid such as "
+        "'patience=10,20 slowdown=0.01:10 energy=1:10', a YAML file, or nothing: the default grid (above)",
+    )
+    parser.add_argument(
         "--out", required=True, metavar="DIR", help="folder for the tables, plots and report.html"
     )
     parser.set_defaults(func=run)
@@ -53,7 +74,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from sedwatt_analysis import analyze
 
-    result = analyze(args.experiment, args.filter or None, args.group_by or None, args.out)
+    result = analyze(
+        args.experiment, args.filter or None, args.group_by or None, args.out, policies=args.policies
+    )
     skipped = f", {result.n_without_epochs} without any epoch left out" if result.n_without_epochs else ""
     print(
         f"analysed {len(result.runs)} training runs{skipped} "
