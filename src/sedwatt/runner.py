@@ -106,12 +106,14 @@ def train_run(
         spool_path_for,
         start_tracked_run,
     )
+    from sedwatt.tracking.datasets import dataset_summary
     from sedwatt.training.early_stopping import stopping_callbacks
 
     configure_tracking()
     scan = load_clips(data_dir, config)
     data = build_training_data(scan, config)
     trainer = build_checked_trainer(config, data)  # before any run exists: a config that cannot train leaves none
+    trainer.state.info["dataset"] = dataset_summary(data_dir, data)  # the run's MLflow dataset input
     experiment_id = ensure_experiment(config.tracking.experiment)
 
     if log_system_metrics is None:

@@ -8,18 +8,20 @@ records wait in memory and in ``<out_dir>/mlflow-spool.jsonl`` (see resilient.py
 the same run (``train_run``'s first tags, an Optuna trial's ``TrialLink``) use the same logger
 through ``resilient.logger_for(spool)``; ``log`` is it once training started.
 
-What it writes (schema.md):
+What it writes (README "What a training run records"):
 - train start: params (flattened config + batch split, seed, dataset fingerprint, config name; keys
   already on the run are never re-logged, a different value goes to ``sedwatt.<key>``), tags
   (``hw.*`` from sedwatt.hardware, ``state.info["tags"]`` such as ``energy.*``; ``sedwatt.kind`` only
   if given ``kind=``: the train entry sets it, and a trial's own value must not be overwritten),
-  config.yaml;
+  config.yaml, and the data as an MLflow dataset input (``state.info["dataset"]``, which
+  ``train_run`` fills: name = folder, digest = fingerprint, profile = clips per set; see datasets.py);
 - each epoch end: one ``log_batch`` with every numeric metric at step = epoch;
 - train end (also after a failure): tags again (late additions, ``sedwatt.stop_reason``), the
   curve summary from ``sedwatt.convergence.summarize_curve`` and ``best_epoch`` at step = last
   epoch, artifacts (``state.info["artifacts"]``, checkpoints, plots/f1_vs_energy.png), and — only
-  when training did not fail — the best checkpoint's student as an MLflow model, registered under
-  ``tracking.registered_model_name`` with a version tagged by hardware, best F1 and energy.
+  when training did not fail — the best checkpoint's student as an MLflow model (pyfunc + PyTorch
+  flavours, registry.py), registered under ``tracking.registered_model_name`` with a version tagged by
+  hardware, best F1, energy, config name and dataset fingerprint, and described (registry.py).
 
 Run *status* is not set here: ``start_tracked_run`` (runs.py) ends the run FINISHED, FAILED or
 KILLED (Ctrl-C), and spools that too when the server is away.
@@ -56,7 +58,7 @@ SUMMARY_METRICS: dict[str, str] = {
     "savings_stop_at_best": "savings_stop_at_best",
     "savings_stop_at_95pct": "savings_stop_at_95pct",
 }
-# Extra params taken from state.info (the loop fills them), schema.md "Params".
+# Extra params taken from state.info (the loop fills them): the README's "params" row.
 INFO_PARAMS = ("batch_size", "batch_synth", "batch_weak", "batch_unlabelled", "seed", "dataset_fingerprint")
 
 
@@ -85,7 +87,7 @@ def numeric_metrics(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def run_params(state: RunState) -> dict[str, str]:
-    """schema.md params: the flattened config plus the run-level values."""
+    """The README's "params" row: the flattened config plus the run-level values."""
     config = state.config
     params = dict(config.flat())
     synth, weak, unlabelled = config.train.batch_split
@@ -211,6 +213,17 @@ class MLflowCallback(Callback):
             yaml.safe_dump(state.config.model_dump(mode="json"), sort_keys=False),
         )
         self._artifact(config_file, None)
+        self._log_dataset(state)
+
+    def _log_dataset(self, state: RunState) -> None:
+        """The data as the run's dataset input; nothing when the run was not given where its data are."""
+        from sedwatt.tracking.datasets import CONTEXT, dataset_record
+        from sedwatt.tracking.resilient import log_input_op
+
+        summary = state.info.get("dataset")
+        if not summary or not summary.get("root") or not summary.get("fingerprint"):
+            return
+        self.log.submit(log_input_op(self.run_id, dataset_record(summary), CONTEXT))
 
     def on_epoch_end(self, state: RunState, metrics: dict[str, float]) -> None:
         from sedwatt.tracking.resilient import batch_op
@@ -267,6 +280,9 @@ class MLflowCallback(Callback):
         for key in ("best_val_f1", "energy_total_kwh"):
             if key in summary:
                 version_tags[key] = repr(summary[key])
+        version_tags["config_name"] = state.config.name
+        if state.info.get("dataset_fingerprint"):
+            version_tags["dataset_fingerprint"] = str(state.info["dataset_fingerprint"])
         requirements = registry.pip_requirements()
         step = int(state.best_epoch or 0)
         op = {
@@ -280,10 +296,12 @@ class MLflowCallback(Callback):
 
         def live() -> None:
             with using_tracking_uri(self.log.tracking_uri):
-                registry.log_and_register(model, self.run_id, name, version_tags, requirements, step)
+                registry.log_and_register(model, self.run_id, name, version_tags, requirements, step, state.config)
 
         def defer(pending: dict[str, Any]) -> dict[str, Any]:
-            folder = registry.save_pending_model(model, Path(state.out_dir) / "tracking" / "pending_model", requirements)
+            folder = registry.save_pending_model(
+                model, Path(state.out_dir) / "tracking" / "pending_model", requirements, state.config
+            )
             return {**pending, "model_dir": str(folder.resolve())}
 
         self.model_logged = self.log.submit(op, action=live, on_defer=defer)

@@ -1,9 +1,12 @@
-"""The trained model in MLflow: logged loadable (pickle, not torch.export), registered, version tagged.
+"""The trained model in MLflow: logged loadable and runnable, registered, version tagged and described.
 
-``mlflow.pytorch.log_model`` in 3.x defaults to torch.export, which needs an input example and
-then freezes the clip length (stack_notes §3.4): a CRNN must be logged with
-``serialization_format="pickle"``. When the server is down at train end, the model is saved to a
-local folder and logged from there by ``sedwatt sync``.
+A sedwatt CRNN is logged as one MLflow model with two flavours (``sedwatt.serving.pyfunc``): the
+``python_function`` one runs audio file paths to events (``mlflow.pyfunc.load_model``, ``mlflow
+models predict/serve``), the ``pytorch`` one is the pickled module (``mlflow.pytorch.load_model``,
+``sedwatt evaluate``). The PyTorch flavour is pickled, not torch.export'ed: torch.export needs an
+input example and then freezes the clip length. Any other module (the tests' stand-ins) is logged
+with the PyTorch flavour alone. When the server is down at train end, the model is saved to a local
+folder and logged from there by ``sedwatt sync``.
 """
 
 from __future__ import annotations
@@ -11,7 +14,10 @@ from __future__ import annotations
 import copy
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sedwatt.config import SedwattConfig
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +43,13 @@ def best_student(student: Any, best_checkpoint: Path | None) -> Any:
     return model.eval()
 
 
-def log_model(model: Any, run_id: str, requirements: list[str] | None = None, step: int = 0) -> str:
-    """Log ``model`` for ``run_id`` (no active run needed); returns the model URI (``models:/m-…``)."""
+def log_model(
+    model: Any, run_id: str, requirements: list[str] | None = None, step: int = 0, config: SedwattConfig | None = None
+) -> str:
+    """Log ``model`` for ``run_id`` (no active run needed); returns the model URI (``models:/m-…``).
+
+    With the ``config`` it was built from, a CRNN gets the pyfunc flavour too (see the module docstring).
+    """
     import os
 
     import mlflow
@@ -51,18 +62,24 @@ def log_model(model: Any, run_id: str, requirements: list[str] | None = None, st
         previous = os.environ.get("MLFLOW_EXPERIMENT_ID")
         os.environ["MLFLOW_EXPERIMENT_ID"] = mlflow.MlflowClient().get_run(run_id).info.experiment_id
         try:
-            return _log_model(model, run_id, requirements, step)
+            return _log_model(model, run_id, requirements, step, config)
         finally:
             if previous is None:
                 os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
             else:
                 os.environ["MLFLOW_EXPERIMENT_ID"] = previous
-    return _log_model(model, run_id, requirements, step)
+    return _log_model(model, run_id, requirements, step, config)
 
 
-def _log_model(model: Any, run_id: str, requirements: list[str] | None, step: int) -> str:
+def _log_model(model: Any, run_id: str, requirements: list[str] | None, step: int, config: SedwattConfig | None) -> str:
     import mlflow.pytorch
 
+    from sedwatt.serving import pyfunc
+
+    if config is not None and pyfunc.is_servable(model):
+        return pyfunc.log_model(
+            model, config, name=MODEL_NAME, run_id=run_id, step=step, pip_requirements=requirements or pip_requirements()
+        ).model_uri
     info = mlflow.pytorch.log_model(
         model,
         name=MODEL_NAME,
@@ -74,22 +91,32 @@ def _log_model(model: Any, run_id: str, requirements: list[str] | None, step: in
     return info.model_uri
 
 
-def version_description(run_id: str) -> str | None:
-    """The version's description: best F1 and what its training energy is (``describe_energy``).
+def version_description(run_id: str) -> str:
+    """The version's description: what a teammate needs to pick it, from the run's logged record.
 
-    Read from the run's logged metrics and ``energy.*`` tags (the energy callback's cumulative terms),
-    so a version registered later by ``sedwatt sync`` says the same. None when the run has no energy.
+    First line: best F1 and what its training energy is (``describe_energy``); then the config, the
+    data (folder and fingerprint) and the hardware it was trained on. Read from the run's metrics,
+    params and tags, so a version registered later by ``sedwatt sync`` says the same.
     """
     import mlflow
 
     from sedwatt.energy.provenance import describe_energy
 
     data = mlflow.MlflowClient().get_run(run_id).data
-    if "energy_total_kwh" not in data.metrics and "energy_cum_kwh" not in data.metrics:
-        return None
-    best = data.metrics.get("best_val_f1")
+    metrics, params, tags = data.metrics, data.params, data.tags
+    best = metrics.get("best_val_f1")
     f1 = f"best val_f1 {best:.3f}; " if best is not None else ""
-    return f"{f1}training energy {describe_energy(data.metrics, data.tags)}"
+    measured = "energy_total_kwh" in metrics or "energy_cum_kwh" in metrics
+    lines = [f"{f1}training energy {describe_energy(metrics, tags) if measured else 'not measured'}"]
+    if "config_name" in params:
+        folder = Path(tags["sedwatt.data"]).name if tags.get("sedwatt.data") else None
+        fingerprint = params.get("dataset_fingerprint")
+        where = f"data {folder}" if folder else "data"
+        lines.append(f"config {params['config_name']}; {where} (fingerprint {fingerprint or 'unknown'})")
+    hardware = [tags[key] for key in ("hw.cpu_model", "hw.gpu_model") if tags.get(key) and tags[key] != "none"]
+    if hardware:
+        lines.append(f"trained on {' + '.join(hardware)}")
+    return "\n".join(lines)
 
 
 def register_model_version(model_uri: str, name: str, run_id: str, version_tags: dict[str, str]) -> str:
@@ -113,16 +140,23 @@ def register_model_version(model_uri: str, name: str, run_id: str, version_tags:
     return str(version.version)
 
 
-def save_pending_model(model: Any, folder: Path, requirements: list[str] | None = None) -> Path:
+def save_pending_model(
+    model: Any, folder: Path, requirements: list[str] | None = None, config: SedwattConfig | None = None
+) -> Path:
     """Save the model locally (the server is away) so that ``sedwatt sync`` can log it later."""
     import shutil
 
     import mlflow.pytorch
 
+    from sedwatt.serving import pyfunc
+
     folder = Path(folder)
     if folder.exists():
         shutil.rmtree(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
+    if config is not None and pyfunc.is_servable(model):
+        pyfunc.save_model(folder, pytorch_model=model, config=config, pip_requirements=requirements or pip_requirements())
+        return folder
     mlflow.pytorch.save_model(
         model, str(folder), serialization_format="pickle", pip_requirements=requirements or pip_requirements()
     )
@@ -136,11 +170,12 @@ def log_and_register(
     version_tags: dict[str, str],
     requirements: list[str] | None = None,
     step: int = 0,
+    config: SedwattConfig | None = None,
 ) -> str:
     """Log, then register (if named); if only the registration fails, raise ``PartialOp`` with what is left."""
     from sedwatt.tracking.resilient import PartialOp
 
-    model_uri = log_model(model, run_id, requirements, step)
+    model_uri = log_model(model, run_id, requirements, step, config)
     if registered_model_name:
         try:
             register_model_version(model_uri, registered_model_name, run_id, version_tags)
@@ -157,11 +192,17 @@ def log_and_register(
 
 
 def log_pending_model(op: dict[str, Any]) -> None:
-    """Replay a spooled ``log_model``: load the saved folder, log it, then register it (if named)."""
+    """Replay a spooled ``log_model``: load the saved folder, log it, then register it (if named).
+
+    A folder saved with the pyfunc flavour carries its config and is logged with both flavours again;
+    an older PyTorch-only folder is logged as it was.
+    """
     import mlflow.pytorch
+
+    from sedwatt.serving.pyfunc import saved_config
 
     model = mlflow.pytorch.load_model(op["model_dir"], map_location="cpu")
     log_and_register(
         model, op["run_id"], op.get("registered_model_name"), op.get("version_tags", {}),
-        op.get("pip_requirements"), int(op.get("step", 0)),
+        op.get("pip_requirements"), int(op.get("step", 0)), saved_config(op["model_dir"]),
     )  # fmt: skip

@@ -1,12 +1,13 @@
 """Logging that survives a tracking-server outage: training goes on, nothing is lost.
 
 Every write to MLflow is an *operation*, a small JSON record (log a batch, log params, upload an
-artifact, log the model, register it, end the run). ``ResilientLogger.submit`` tries it now, with a
-short tenacity retry on errors that can pass (connection refused, 5xx, timeouts); if the server
-stays away the operation joins an in-memory queue **and** a JSONL spool file on disk at once, so
-even a killed process keeps it. The queue is retried, in order, at every later submit (each epoch
-end) and at ``close`` (train end). If the server never came back, the spool stays with a one-line
-``sedwatt sync <spool>`` hint; ``replay_spool`` (the ``sedwatt sync`` command) sends it later.
+artifact, record a dataset input, log the model, register it, end the run). ``ResilientLogger.submit``
+tries it now, with a short tenacity retry on errors that can pass (connection refused, 5xx,
+timeouts); if the server stays away the operation joins an in-memory queue **and** a JSONL spool
+file on disk at once, so even a killed process keeps it. The queue is retried, in order, at every
+later submit (each epoch end) and at ``close`` (train end). If the server never came back, the
+spool stays with a one-line ``sedwatt sync <spool>`` hint; ``replay_spool`` (the ``sedwatt sync``
+command) sends it later.
 
 Errors that will not pass by waiting (invalid value, unknown run, permission denied) are not
 retried during training; they are kept in the spool with their error so the user can see them.
@@ -111,6 +112,12 @@ def artifact_op(run_id: str, local_path: Path, artifact_path: str | None) -> Op:
             "directory": local.is_dir()}  # fmt: skip
 
 
+def log_input_op(run_id: str, dataset: dict[str, str], context: str = "training") -> Op:
+    """Record a dataset the run used: ``dataset`` holds the ``mlflow.entities.Dataset`` fields
+    (name, digest, source_type, source, optional schema and profile), ``context`` its role."""
+    return {"op": "log_input", "run_id": run_id, "dataset": dict(dataset), "context": context}
+
+
 def terminate_op(run_id: str, status: str) -> Op:
     return {"op": "set_terminated", "run_id": run_id, "status": status, "end_time": now_ms()}
 
@@ -151,6 +158,17 @@ def apply_op(op: Op, client: Any) -> None:
         from sedwatt.tracking.registry import register_model_version
 
         register_model_version(op["model_uri"], op["registered_model_name"], run_id, op.get("version_tags", {}))
+    elif kind == "log_input":
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+        from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+        fields = op["dataset"]
+        dataset = Dataset(
+            name=fields["name"], digest=fields["digest"], source_type=fields["source_type"], source=fields["source"],
+            schema=fields.get("schema"), profile=fields.get("profile"),
+        )  # fmt: skip
+        tags = [InputTag(MLFLOW_DATASET_CONTEXT, op["context"])] if op.get("context") else []
+        client.log_inputs(run_id, datasets=[DatasetInput(dataset, tags=tags)])
     elif kind == "set_terminated":
         client.set_terminated(run_id, op["status"], end_time=op.get("end_time"))
     else:
