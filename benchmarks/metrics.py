@@ -73,7 +73,7 @@ def ours(scorer: IntersectionScorer, scores: np.ndarray, names: list[str]) -> li
 
 
 def recipe_decode(scores: np.ndarray, names: list[str]) -> pd.DataFrame:
-    """The recipe's batched_decode_preds at one threshold, clip by clip (baseline.md §4)."""
+    """The recipe's batched_decode_preds at one threshold, clip by clip (docs/recipe.md §4)."""
     import scipy.ndimage
     from dcase_util.data import DecisionEncoder
 

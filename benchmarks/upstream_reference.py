@@ -1,4 +1,4 @@
-"""An upstream-structured DCASE 2022 CRNN, written from the recipe's description (baseline.md §2).
+"""An upstream-structured DCASE 2022 CRNN, written from the recipe's description (docs/recipe.md §2).
 
 It has the DESED_task module names (``cnn.cnn.conv0``, ``cnn.cnn.batchnorm0``, ``cnn.cnn.glu0.linear``,
 ``cnn.cnn.dropout0``, ``cnn.cnn.pooling0``, …, ``rnn.rnn``, ``dense``, ``dense_softmax``) and upstream's

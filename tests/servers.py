@@ -48,7 +48,7 @@ def stop_process_group(proc: subprocess.Popen, timeout_s: float = 15.0) -> None:
             os.killpg(proc.pid, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=timeout_s)
-    # Workers can outlive their parent (stack_notes §2.4): kill the group even if the leader is gone.
+    # Workers can outlive their parent (docs/stack.md §1): kill the group even if the leader is gone.
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):

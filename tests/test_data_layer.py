@@ -180,7 +180,7 @@ def test_unsplittable_batch_and_too_small_sets_are_clear_errors():
 
 
 def test_weak_split_matches_the_recipe():
-    """weak_df.sample(frac=0.9, random_state=42) on 1578 rows gives 1420 / 158 (baseline.md §3)."""
+    """weak_df.sample(frac=0.9, random_state=42) on 1578 rows gives 1420 / 158 (docs/recipe.md §3)."""
     from pathlib import Path
 
     from sedwatt.data.scan import Clip

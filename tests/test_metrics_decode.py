@@ -13,7 +13,7 @@ CLASSES = ("a", "b", "c")
 
 
 def recipe_decode(scores: np.ndarray, names: list[str], threshold: float, frame_seconds: float, clip_seconds: float, size: int = 7):
-    """baseline.md §4: per clip, [T, C] > th, median_filter((k, 1)), find_contiguous_regions per class."""
+    """docs/recipe.md §4: per clip, [T, C] > th, median_filter((k, 1)), find_contiguous_regions per class."""
     from dcase_util.data import DecisionEncoder
 
     encoder = DecisionEncoder()

@@ -1,4 +1,4 @@
-"""Schedules, EMA, mixup and the mean-teacher loss against hand-computed values (baseline.md §3)."""
+"""Schedules, EMA, mixup and the mean-teacher loss against hand-computed values (docs/recipe.md §3)."""
 
 from __future__ import annotations
 

@@ -44,7 +44,7 @@ class DataConfig(_Section):
     classes: tuple[str, ...] = Field(DESED_CLASSES, min_length=1)
     weak_val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     weak_split_seed: int = 42
-    # Recipe quirk (baseline.md §6): StronglyAnnotatedSet.dropna() drops clips without events.
+    # Recipe quirk (docs/recipe.md §7): StronglyAnnotatedSet.dropna() drops clips without events.
     drop_no_event_clips: bool = False
     random_crop: bool = True
     feature_cache: bool = True
@@ -61,7 +61,7 @@ class DataConfig(_Section):
 
 
 class FeatureConfig(_Section):
-    """Log-mel features exactly as the recipe (baseline.md §1)."""
+    """Log-mel features exactly as the recipe (docs/recipe.md §1)."""
 
     n_fft: int = Field(2048, ge=2)
     win_length: int = Field(2048, ge=1)
@@ -131,7 +131,7 @@ class ModelConfig(_Section):
 
 
 class TrainConfig(_Section):
-    """Mean-teacher training, recipe values (baseline.md §3)."""
+    """Mean-teacher training, recipe values (docs/recipe.md §3)."""
 
     epochs: int = Field(200, ge=1)
     batch_size: int = Field(48, ge=4)
@@ -147,7 +147,7 @@ class TrainConfig(_Section):
     device: str = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     val_batch_size: int = Field(24, ge=1)
-    # Recipe quirk (baseline.md §3): nothing sets the lr before the first step, so step 1 runs at max lr.
+    # Recipe quirk (docs/recipe.md §7): nothing sets the lr before the first step, so step 1 runs at max lr.
     first_step_full_lr: bool = True
     # Early stopping. patience 200 at 200 epochs = the recipe's no-op.
     patience: int | None = Field(200, ge=1)

@@ -4,7 +4,7 @@ The tracking callback (end-of-run metrics), the Optuna objectives and the analys
 per-epoch curve into the paper's numbers; they must agree to the last digit, so they all call
 ``summarize_curve`` here. Pure functions over per-epoch arrays (index i = epoch i + 1), no I/O.
 
-Definitions (schema.md, F1 as a fraction):
+Definitions (README "What a training run records"; F1 as a fraction):
 - max F1 = max over epochs of ``val_f1``; best epoch = the first epoch reaching it (1-based);
 - E@F1=40 % = ``energy_cum_kwh`` at the first epoch with ``val_f1`` ≥ 0.40;
 - E@95 % = at the first epoch with ``val_f1`` ≥ 0.95 × max F1; E@max = at the best epoch;

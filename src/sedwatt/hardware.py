@@ -1,6 +1,6 @@
 """The hardware fingerprint of a run: which GPU, CPU and RAM produced its time and energy figures.
 
-Energy is only comparable between runs on the same hardware (paper, finding 2; schema.md:
+Energy is only comparable between runs on the same hardware (paper, finding 2; evaluation/calibration.py:
 calibration groups runs by ``hw.gpu_model`` and ``hw.cpu_model``), so every run, calibration and
 model version carries these ``hw.*`` tags. Everything is read locally (os, /proc/cpuinfo, torch):
 no network, no subprocess, cheap enough for the start of every run. A probe that fails yields

@@ -1,7 +1,7 @@
 """Torch datasets over scanned clips: every item is (linear mel, strong frames, weak clip labels, index).
 
 One item type for all sets keeps batching trivial: unlabelled clips carry zero labels, weak clips
-zero frame labels, and the batch position says which loss uses what (baseline.md §3). Longer clips
+zero frame labels, and the batch position says which loss uses what (docs/recipe.md §3). Longer clips
 are cropped at a start drawn from (seed, epoch, index) in training — the same for any worker count,
 so a resumed run sees the same crops — and at 0 for validation; strong labels move with the crop.
 """

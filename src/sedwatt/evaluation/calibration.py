@@ -40,7 +40,7 @@ ALLOWED_OVERRIDE_SECTIONS = ("data.", "energy.")
 
 
 def hardware_fingerprint(tags: dict[str, str]) -> tuple[str, str]:
-    """(GPU model, CPU model): what a calibration and a run must share (schema.md)."""
+    """(GPU model, CPU model): what a calibration and a run must share (the module docstring)."""
     return ((tags.get("hw.gpu_model") or "none").strip(), (tags.get("hw.cpu_model") or "unknown").strip())
 
 

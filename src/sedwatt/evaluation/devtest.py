@@ -2,7 +2,7 @@
 
 ``sedwatt evaluate`` (a trained student) and ``sedwatt calibrate`` (the reference model) both go
 through :func:`run_devtest`, so a model's inference energy and the reference energy it is
-normalised by measure exactly the same work. As in the recipe's dev-test tracker (baseline.md §4,
+normalised by measure exactly the same work. As in the recipe's dev-test tracker (docs/recipe.md §4,
 §5), the measured block covers the forward pass on every clip (audio read and log-mel included:
 no feature cache, so a first and a second run do the same work), decoding at the 50 PSDS
 thresholds ``np.arange(1/100, 1, 1/50)`` and at 0.5 (median filter 7), PSDS1, PSDS2, intersection

@@ -1,6 +1,6 @@
 """Frame probabilities → DCASE event tables: the one decoder for training, evaluation and scoring.
 
-The recipe's ``batched_decode_preds`` (baseline.md §4) thresholds each clip's [T, C] scores with
+The recipe's ``batched_decode_preds`` (docs/recipe.md §4) thresholds each clip's [T, C] scores with
 ``> threshold``, median-filters the binary mask along time with ``scipy.ndimage.median_filter``
 (size (k, 1), mode 'reflect'), finds contiguous regions per class and turns frames into seconds
 (frame × hop × pooling / sr, clipped to the clip length). It does this clip by clip in Python.

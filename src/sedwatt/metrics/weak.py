@@ -1,7 +1,7 @@
 """Clip-level (weak) macro F1 exactly as the recipe's torchmetrics 0.7.3 ``F1Score(average="macro")``.
 
 torchmetrics binarises probabilities with ``>= threshold`` and, for the macro average, drops every
-class with tp + fp + fn = 0 (baseline.md §4). When every class is dropped (no positives anywhere,
+class with tp + fp + fn = 0 (docs/recipe.md §4). When every class is dropped (no positives anywhere,
 none predicted) there is nothing to average and the macro is reported as 0.0 rather than NaN.
 """
 

@@ -1,6 +1,6 @@
 """One CNN block of the recipe's CRNN, with its elementwise tail computed in few passes.
 
-A block is Conv3×3 → BatchNorm → "GLU" → Dropout → AvgPool (baseline.md §2), where the recipe's GLU
+A block is Conv3×3 → BatchNorm → "GLU" → Dropout → AvgPool (docs/recipe.md §2), where the recipe's GLU
 is ``Linear over channels(x) · sigmoid(x)``. On CPU the convolution is the cheap part: the time goes
 to the passes over the large early maps and to allocating them. ``gated_drop_pool`` computes
 GLU → dropout → pool as one autograd node with the same math and fewer passes:

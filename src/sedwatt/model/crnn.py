@@ -1,4 +1,4 @@
-"""The DCASE 2022 baseline CRNN (baseline.md §2), every size a config value.
+"""The DCASE 2022 baseline CRNN (docs/recipe.md §2), every size a config value.
 
 7 blocks of Conv3×3 → BatchNorm (eps 1e-3, momentum 0.99) → the recipe's "GLU" (a channel-wise
 Linear(C, C) of the map times sigmoid of the map — not torch.nn.GLU) → dropout → average pooling

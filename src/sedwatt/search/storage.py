@@ -4,8 +4,8 @@ Default: one SQLite file at the project root (``optuna.db``, beside ``mlruns.db`
 uses ``postgresql+psycopg://user:pass@host/db`` (psycopg 3; plain ``postgresql://`` maps to it too
 with SQLAlchemy 2.1). Heartbeats are what let a surviving worker notice a killed one: a RUNNING trial
 whose heartbeat is older than the grace period is marked FAIL and ``RetryHeartbeatStaleTrialCallback``
-queues its parameters again (stack notes §4.2). Two workers creating a *fresh* schema at the same
-moment collide on PostgreSQL's enum types or SQLite's ``alembic_version`` (stack notes §4.3,
+queues its parameters again (docs/stack.md §2). Two workers creating a *fresh* schema at the same
+moment collide on PostgreSQL's enum types or SQLite's ``alembic_version`` (docs/stack.md §3,
 reproduced here: 3 of 6 three-way PostgreSQL races and 2 of 4 SQLite ones failed; SQLite also says
 "table … already exists"); the loser simply retries once the winner is done. A SQLite file is also
 opened under its ``<db>.lock`` (``sedwatt.tracking.sqlite_init``, the lock the MLflow store uses), so

@@ -128,7 +128,7 @@ def server_environment(args: argparse.Namespace, environ: dict[str, str]) -> dic
     ini = write_auth_config(Path(args.state_dir) / "basic_auth.ini", auth_db, args.default_permission, args.auth_cache_ttl)
     env["MLFLOW_AUTH_CONFIG_PATH"] = str(ini)
     env.setdefault("MLFLOW_AUTH_ADMIN_USERNAME", "admin")
-    # A job runner and 7 huey consumers per server otherwise (stack_notes §2.4): nothing here uses them.
+    # A job runner and 7 huey consumers per server otherwise (docs/stack.md §1): nothing here uses them.
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     return env

@@ -1,4 +1,4 @@
-"""One mean-teacher training step, in the recipe's order (baseline.md §3).
+"""One mean-teacher training step, in the recipe's order (docs/recipe.md §3).
 
 features (linear mel) → mixup (p) → log + min-max → student forward, teacher forward (train mode,
 no grad) → BCE strong on the synthetic rows + BCE weak on the weak rows + w(k)·(MSE strong + MSE

@@ -1,4 +1,4 @@
-"""Mixup on linear mel magnitudes with soft labels (baseline.md §3).
+"""Mixup on linear mel magnitudes with soft labels (docs/recipe.md §3).
 
 Once per step, with probability p, the synthetic part and the weak part of the batch are each mixed
 within themselves (their own λ ~ Beta(α, α) and permutation); unlabelled clips are never mixed. Labels

@@ -1,4 +1,4 @@
-"""The recipe's step-wise schedules (baseline.md §3), as pure functions of the step number k (1-based).
+"""The recipe's step-wise schedules (docs/recipe.md §3), as pure functions of the step number k (1-based).
 
 f(k) = exp(exponent · (1 − min(k, R)/R)²) ramps the learning rate and the consistency weight up over
 R = rampup_epochs × steps_per_epoch steps; the teacher's EMA decay is α(k) = min(1 − 1/(k+1), α_max).

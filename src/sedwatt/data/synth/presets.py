@@ -6,7 +6,7 @@ from sedwatt.data.layout import DEVTEST, SYNTH_TRAIN, SYNTH_VAL, UNLABELLED, WEA
 
 SET_ORDER: tuple[str, ...] = (SYNTH_TRAIN.name, WEAK.name, UNLABELLED.name, SYNTH_VAL.name, DEVTEST.name)
 
-# DESED 2022 (baseline.md §6): synthetic train 10000, weak 1578, unlabelled in-domain 14412,
+# DESED 2022 (docs/recipe.md §6): synthetic train 10000, weak 1578, unlabelled in-domain 14412,
 # synthetic validation 2500, dev-test (the real validation set) 1168.
 DESED_COUNTS: dict[str, int] = {
     SYNTH_TRAIN.name: 10000,

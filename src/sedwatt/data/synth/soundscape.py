@@ -23,7 +23,7 @@ from sedwatt.data.synth.sounds import CLASS_SOUNDS, log_uniform, synthesise_even
 SAME_CLASS_GAP_MS = 500
 PLACEMENT_TRIES = 20
 
-# DESED dev-test label counts (baseline.md §6); the recorded domain draws classes ∝ their square root.
+# DESED dev-test label counts (docs/recipe.md §6); the recorded domain draws classes ∝ their square root.
 DEVTEST_LABEL_COUNTS = {
     "Speech": 1752, "Dog": 570, "Dishes": 559, "Alarm_bell_ringing": 420, "Cat": 341, "Running_water": 237,
     "Blender": 94, "Frying": 94, "Vacuum_cleaner": 92, "Electric_shaver_toothbrush": 65,
