@@ -138,14 +138,13 @@ def select(
     group_keys = list(dict.fromkeys(normalize_group_key(k) for k in keys_in))
     if out.exists() and not out.is_dir():
         raise SedwattError(f"--out {out}: exists and is not a folder")
+    replayed = policies_mod.parse_policies(policies) if policies is not None else []
     uri = _tracking_uri(tracking_uri)
     client = MlflowClient(uri)
     experiment_map = resolve_experiments(client, names, uri)
     records = search_training_runs(client, experiment_map, filter_string, uri)
     check_group_keys(records, group_keys)
-    selection = Selection(uri, client, experiment_map, filter_string, group_keys, records)
-    selection.policies = policies_mod.parse_policies(policies) if policies is not None else []
-    return selection
+    return Selection(uri, client, experiment_map, filter_string, group_keys, records, policies=replayed)
 
 
 def fetch(selection: Selection) -> None:
