@@ -280,7 +280,9 @@ def test_served_model_gives_the_recipes_events(trained, audio, store, client, tm
     pd.testing.assert_frame_equal(table.reset_index(drop=True), served, check_dtype=False)
 
 
-def test_registered_version_has_both_flavours_and_says_what_it_is(trained, client, tiny_data):
+def test_registered_version_has_both_flavours_and_says_what_it_is(
+    trained, audio, client, tiny_data, monkeypatch
+):
     from mlflow.models import Model
 
     from sedwatt.model import CRNN
@@ -312,6 +314,15 @@ def test_registered_version_has_both_flavours_and_says_what_it_is(trained, clien
     assert lines[0] == f"best val_f1 {run.data.metrics['best_val_f1']:.3f}; training energy not measured"
     assert lines[1] == f"config {config.name}; data {tiny_data.name} (fingerprint {fingerprint})"
     assert lines[2] == f"trained on {run.data.tags['hw.cpu_model']}"
+
+    # The pyfunc unpickles nothing: it loads where pickles are refused; the PyTorch flavour does not.
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+    events = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/1").predict(
+        pd.DataFrame({"filename": audio["files"][:1]})
+    )
+    assert list(events.columns) == EVENT_COLUMNS
+    with pytest.raises(mlflow.exceptions.MlflowException, match="pickle"):
+        mlflow.pytorch.load_model(f"models:/{MODEL_NAME}/1")
 
 
 def test_run_records_the_data_it_saw(trained, client, tiny_data):
