@@ -340,7 +340,8 @@ def test_report_marks_exactly_the_non_dominated_trials(tmp_path):
     paths = write_study_report(study, tmp_path / "report")
     assert {p.name for p in paths.values()} == {"pareto_front.csv", "pareto_front.png", "pareto_front.html", "study_summary.json"}
     assert paths["png"].read_bytes()[:4] == b"\x89PNG"
-    assert "plotly" in paths["html"].read_text()[:200000].lower()
+    page = paths["html"].read_text()
+    assert "<svg" in page and "<script" not in page  # renders in MLflow's sandboxed artifact viewer
     summary = json.loads(paths["summary"].read_text())
     assert summary["states"] == {"COMPLETE": 5, "RUNNING": 1}
     assert [p["trial"] for p in summary["pareto_front"]] == [0, 1, 4]  # sorted by energy
