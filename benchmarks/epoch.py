@@ -687,10 +687,40 @@ def main() -> None:
             print(f"work folder kept: {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    report(timeline.epochs, runs, args.fraction)
+    full = None
+    if args.data is None and args.preset == "desed-size" and args.fraction < 1.0:
+        full = Scale(steps, len(data.synth_val) + len(data.weak_val), *full_desed_shape(config))
+    report(timeline.epochs, runs, full)
 
 
-def report(epochs: list[EpochTimes], runs: list[tuple[str, float, float]], fraction: float) -> None:
+@dataclass
+class Scale:
+    """This run's steps and validation clips per epoch, and the full desed-size set's."""
+
+    steps: int
+    val_clips: int
+    full_steps: int
+    full_val_clips: int
+
+    def estimate(self, epochs: list[EpochTimes], variant: str) -> float:
+        """The variant's full-size epoch: its per-step and per-validation-clip times × the full counts."""
+        wall, train, val = (median(epochs, variant, c) for c in ("wall", "train", "validation"))
+        return wall + train * (self.full_steps / self.steps - 1) + val * (self.full_val_clips / self.val_clips - 1)
+
+
+def full_desed_shape(config: SedwattConfig) -> tuple[int, int]:
+    """(steps, validation clips) of an epoch on DESED's counts with this config's batch split and hold-out."""
+    from sedwatt.data.datasets import split_weak
+    from sedwatt.data.synth import DESED_COUNTS
+
+    d = config.data
+    weak_train, weak_val = split_weak(list(range(DESED_COUNTS["weak"])), d.weak_val_fraction, d.weak_split_seed)
+    sizes = (DESED_COUNTS["synth_train"], len(weak_train), DESED_COUNTS["unlabelled"])
+    steps = min(size // share for size, share in zip(sizes, config.train.batch_split, strict=True))
+    return steps, DESED_COUNTS["synth_val"] + len(weak_val)
+
+
+def report(epochs: list[EpochTimes], runs: list[tuple[str, float, float]], full: Scale | None) -> None:
     """Medians per variant, ratios ours/upstream, tracking overhead, per-run costs; last line the epoch ratio."""
     present = [v for v in (UPSTREAM, BARE, TRACKED) if any(e.variant == v for e in epochs)]
     print("\nmedian per epoch " + "".join(f"{c:>12}" for c in COLUMNS.values()))
@@ -732,18 +762,19 @@ def report(epochs: list[EpochTimes], runs: list[tuple[str, float, float]], fract
             f"({(tracked / warm - 1) * 100:+.2f} %): also holds what background threads cost (CodeCarbon's "
             "sampling, the MLflow logger), and this machine's noise"
         )
-        if fraction < 1.0:
+        if full is not None:
             print(
-                f"at the full desed-size (steps and validation clips x {1 / fraction:g}, hooks per epoch unchanged): "
-                f"hooks = {hooks / (tracked / fraction) * 100:.3f} % of the epoch (estimate)"
+                f"at the full desed-size (estimate below; hooks per epoch as here): hooks = "
+                f"{hooks / full.estimate(epochs, TRACKED) * 100:.3f} % of the epoch"
             )
         print(
             f"tracking_overhead_ms_per_epoch={hooks * 1000:.1f} tracking_overhead_pct={hooks / tracked * 100:.2f}"
         )
-    if fraction < 1.0:
-        estimates = ", ".join(f"{v} {median(epochs, v, 'wall') / fraction:.0f} s" for v in present)
+    if full is not None:
+        estimates = ", ".join(f"{v} {full.estimate(epochs, v):.0f} s" for v in present)
         print(
-            f"full desed-size epoch, linear in steps and validation clips (x {1 / fraction:g}): {estimates}"
+            f"full desed-size epoch estimate ({full.full_steps} steps, {full.full_val_clips} validation clips, "
+            f"from this run's times per step and per validation clip): {estimates}"
         )
     upstream = median(epochs, UPSTREAM, "wall") if UPSTREAM in present else float("nan")
     print(f"epoch_ratio_vs_upstream={ratio(warm, upstream)}")
