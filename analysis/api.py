@@ -42,7 +42,7 @@ from .tables import Table
 
 DEFAULT_GROUP_BY = ("params.batch_size",)
 PROVENANCE_TAGS = ("energy.tool", "energy.cpu_method", "energy.gpu_method", "energy.ram_method")
-RUN_COLUMNS = ("hardware", "epochs", "max_f1", "best_epoch", "time_s", "energy_total_kwh",
+RUN_COLUMNS = ("hardware", "epochs", "max_val_f1", "max_val_f1_epoch", "train_time_s", "energy_total_kwh",
                "energy_at_f1_40_kwh", "energy_at_95pct_max_kwh", "energy_at_max_kwh", "status")  # fmt: skip
 
 

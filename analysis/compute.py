@@ -19,8 +19,8 @@ from .per_run import HARDWARE
 from .tables import SAVINGS, TABLE1, TABLE2, Column, Table, build_table
 
 HARDWARE_COLUMNS = (
-    Column("max_f1", "Max F1", "f1"),
-    Column("time_s", "Time", "time"),
+    Column("max_val_f1", "Max F1", "f1"),
+    Column("train_time_s", "Time", "time"),
     Column("energy_total_kwh", "Total", "kwh"),
     Column("wh_per_minute", "Minute", "wh"),
 )

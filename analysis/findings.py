@@ -56,7 +56,7 @@ def _finite(series: pd.Series) -> pd.Series:
 
 def variation_findings(runs: pd.DataFrame, group_keys: Sequence[str]) -> list[Finding]:
     label = " / ".join(group_keys)
-    groups = group_means(runs, group_keys, "max_f1").index
+    groups = group_means(runs, group_keys, "max_val_f1").index
     if len(groups) < 2:
         return [
             Finding(
@@ -68,7 +68,7 @@ def variation_findings(runs: pd.DataFrame, group_keys: Sequence[str]) -> list[Fi
         ]
     out: list[Finding] = []
     per_minute = group_means(runs, group_keys, "wh_per_minute")
-    time = group_means(runs, group_keys, "time_s")
+    time = group_means(runs, group_keys, "train_time_s")
     total = group_means(runs, group_keys, "energy_total_kwh")
     hardware = group_means(runs, ["hardware"], "wh_per_minute")
     by_group, by_hw = spread(per_minute.tolist()), spread(hardware.tolist())
@@ -127,16 +127,17 @@ def convergence_findings(runs: pd.DataFrame, group_keys: Sequence[str]) -> list[
                 },
             )
         )
-    best, at95 = _finite(runs["savings_stop_at_best"]), _finite(runs["savings_stop_at_95pct"])
-    if len(best):
+    at_max, at95 = _finite(runs["savings_stop_at_max"]), _finite(runs["savings_stop_at_95pct"])
+    if len(at_max):
         out.append(
             Finding(
                 "early_stopping_savings",
-                f"Stopping at the best epoch would have saved {_pct(best.mean())} of the energy on average "
-                f"(up to {_pct(best.max())}); stopping at 95 % of max F1, {_pct(at95.mean())} (up to {_pct(at95.max())}).",
+                f"Stopping at the first epoch reaching the max F1 would have saved {_pct(at_max.mean())} of the "
+                f"energy on average (up to {_pct(at_max.max())}); stopping at 95 % of max F1, {_pct(at95.mean())} "
+                f"(up to {_pct(at95.max())}).",
                 {
-                    "stop_at_best_mean": float(best.mean()),
-                    "stop_at_best_max": float(best.max()),
+                    "stop_at_max_mean": float(at_max.mean()),
+                    "stop_at_max_max": float(at_max.max()),
                     "stop_at_95pct_mean": float(at95.mean()) if len(at95) else None,
                     "stop_at_95pct_max": float(at95.max()) if len(at95) else None,
                 },
@@ -159,7 +160,7 @@ def outcome_findings(runs: pd.DataFrame, group_keys: Sequence[str]) -> list[Find
             {"never": never, "runs": n},
         )
     )
-    f1_means = group_means(runs, group_keys, "max_f1")
+    f1_means = group_means(runs, group_keys, "max_val_f1")
     energy_means = group_means(runs, group_keys, "energy_total_kwh")
     if len(f1_means) > 1 and len(energy_means) > 1:
         label = " / ".join(group_keys)
@@ -173,7 +174,7 @@ def outcome_findings(runs: pd.DataFrame, group_keys: Sequence[str]) -> list[Find
         )
     if n < 2:  # one run is trivially its own Pareto front
         return out
-    front = pareto_mask(runs["max_f1"].to_numpy(dtype=float), runs["energy_total_kwh"].to_numpy(dtype=float))
+    front = pareto_mask(runs["max_val_f1"].to_numpy(dtype=float), runs["energy_total_kwh"].to_numpy(dtype=float))
     out.append(
         Finding(
             "pareto_front",

@@ -37,6 +37,8 @@ from urllib.parse import urlsplit
 import numpy as np
 import pandas as pd
 
+from sedwatt import names
+
 from . import mlflow_adapter
 
 logger = logging.getLogger(__name__)
@@ -267,7 +269,16 @@ def fetch_with_client(
 def fetch_histories(
     tracking_uri: str, run_ids: Sequence[str], keys: Sequence[str] = CURVE_KEYS, client: Any = None
 ) -> Histories:
-    """Every logged point of ``keys`` for ``run_ids``, by the fastest route the URI allows."""
+    """Every logged point of ``keys`` for ``run_ids``, by the fastest route the URI allows.
+
+    A key that was renamed is read under its old names too (runs logged before, ``sedwatt.names``)
+    and comes back under its current name.
+    """
+    found = _fetch(tracking_uri, run_ids, with_old_names(keys), client)
+    return Histories(current_keys(found.table), found.route)
+
+
+def _fetch(tracking_uri: str, run_ids: Sequence[str], keys: Sequence[str], client: Any) -> Histories:
     route = fetch_route(tracking_uri)
     if not run_ids:
         return Histories(_frame([]), route)
@@ -279,6 +290,25 @@ def fetch_histories(
         except Exception as exc:  # not MLflow's schema after all: the client still works
             logger.warning("direct SQL read failed (%s): using get_metric_history", exc)
     return Histories(fetch_with_client(tracking_uri, run_ids, keys, client=client), "client")
+
+
+def with_old_names(keys: Sequence[str]) -> list[str]:
+    """``keys`` and the names each was logged under before (``sedwatt.names.RENAMED``)."""
+    return list(dict.fromkeys([*keys, *(old for key in keys for old in names.old_names(key))]))
+
+
+def current_keys(table: pd.DataFrame) -> pd.DataFrame:
+    """The long table with old metric names replaced by current ones (a run with both keeps the current's)."""
+    if table.empty:
+        return table
+    current = table["key"].map(names.current_name)
+    renamed = current != table["key"]
+    if not renamed.any():
+        return table
+    out = table.assign(key=current)
+    has_current = pd.MultiIndex.from_frame(out.loc[~renamed, ["run_id", "key"]])
+    pairs = pd.MultiIndex.from_frame(out[["run_id", "key"]])
+    return out[~(renamed & pairs.isin(has_current)).to_numpy()].reset_index(drop=True)
 
 
 def curves(table: pd.DataFrame, keys: Sequence[str] = CURVE_KEYS) -> dict[str, dict[str, np.ndarray]]:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sedwatt import names
 from sedwatt.evaluation.calibration import (  # noqa: F401  (re-exported for the report)
     CALIBRATION_EXPERIMENT,
     REF_METRIC,
@@ -83,15 +84,17 @@ def _tag_float(tags: dict[str, str], key: str) -> float:
 
 MODEL_VERSION_COLUMNS = [
     "name", "version", "aliases", "run_id", "hardware", "hw.gpu_model", "hw.cpu_model",
-    "best_val_f1", "energy_total_kwh", "max_f1", "energy_total_kwh_from_history", "energy_total_norm_kwh",
+    "run_max_val_f1", "run_energy_total_kwh", "max_val_f1", "energy_total_kwh_from_history", "energy_total_norm_kwh",
 ]  # fmt: skip
 
 
 def model_versions(client: Any, runs: pd.DataFrame) -> pd.DataFrame:
     """Registered versions of the analysed runs, with their hardware tags and energy.
 
-    ``best_val_f1`` / ``energy_total_kwh`` are the version's own tags (what the registry shows);
-    ``max_f1`` / ``energy_total_kwh_from_history`` are this analysis's numbers for the same run.
+    ``run_max_val_f1`` / ``run_energy_total_kwh`` are the version's own tags (what the registry shows;
+    versions registered before these names have them as ``best_val_f1`` / ``energy_total_kwh``, read
+    through ``sedwatt.names``); ``max_val_f1`` / ``energy_total_kwh_from_history`` are this analysis's
+    numbers for the same run.
     """
     from mlflow.exceptions import MlflowException
 
@@ -112,7 +115,7 @@ def model_versions(client: Any, runs: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=MODEL_VERSION_COLUMNS)
     rows = []
     for version in versions:
-        tags = dict(version.tags or {})
+        tags = names.with_current_names(dict(version.tags or {}), "version tag")
         run = by_run.loc[version.run_id] if version.run_id in by_run.index else None
 
         rows.append(
@@ -126,9 +129,9 @@ def model_versions(client: Any, runs: pd.DataFrame) -> pd.DataFrame:
                 else (run["hardware"] if run is not None else ""),
                 "hw.gpu_model": tags.get("hw.gpu_model", ""),
                 "hw.cpu_model": tags.get("hw.cpu_model", ""),
-                "best_val_f1": _tag_float(tags, "best_val_f1"),
-                "energy_total_kwh": _tag_float(tags, "energy_total_kwh"),
-                "max_f1": run["max_f1"] if run is not None else np.nan,
+                "run_max_val_f1": _tag_float(tags, names.VERSION_RUN_MAX_VAL_F1),
+                "run_energy_total_kwh": _tag_float(tags, names.VERSION_RUN_ENERGY_TOTAL_KWH),
+                "max_val_f1": run["max_val_f1"] if run is not None else np.nan,
                 "energy_total_kwh_from_history": run["energy_total_kwh"] if run is not None else np.nan,
                 "energy_total_norm_kwh": run.get("energy_total_norm_kwh", np.nan)
                 if run is not None

@@ -104,5 +104,5 @@ def runs_frame(
     for name in SUMMARY_FIELDS:
         frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
     frame["epochs"] = frame["epochs"].astype("int64")
-    frame["best_epoch"] = frame["best_epoch"].astype("Int64")
+    frame["max_val_f1_epoch"] = frame["max_val_f1_epoch"].astype("Int64")
     return frame

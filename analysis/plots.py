@@ -87,7 +87,7 @@ def plot_f1_vs_energy(
             curve["energy_cum_kwh"] * scale, curve["val_f1"] * 100, color=colours[label], lw=0.9, alpha=alpha
         )
     points: dict[str, tuple[list[float], list[float], list]] = {name: ([], [], []) for name in MARKERS}
-    for run_id, label, max_f1 in zip(runs["run_id"], labels, runs["max_f1"], strict=True):
+    for run_id, label, max_f1 in zip(runs["run_id"], labels, runs["max_val_f1"], strict=True):
         curve = run_curves[run_id]
         targets = {"F1 = 40 %": F1_TARGET, "95 % of max F1": FRACTION_OF_MAX * max_f1, "max F1": max_f1}
         for name, target in targets.items():
@@ -174,7 +174,7 @@ def plot_pareto(runs: pd.DataFrame, group_keys: Sequence[str], title: str = "") 
     groups = _ordered_groups(labels)
     colours = dict(zip(groups, _colours(len(groups)), strict=True))
     energy = runs["energy_total_kwh"].to_numpy(dtype=float)
-    f1 = runs["max_f1"].to_numpy(dtype=float)
+    f1 = runs["max_val_f1"].to_numpy(dtype=float)
     scale, unit = energy_unit(float(np.nanmax(energy, initial=0.0)))
     front = pareto_mask(f1, energy)
     figure, axes = _figure()
@@ -210,7 +210,7 @@ def plot_time_vs_energy(runs: pd.DataFrame, group_keys: Sequence[str], title: st
     groups = _ordered_groups(labels)
     colours = dict(zip(groups, _colours(len(groups)), strict=True))
     energy = runs["energy_total_kwh"].to_numpy(dtype=float)
-    minutes = runs["time_s"].to_numpy(dtype=float) / 60.0
+    minutes = runs["train_time_s"].to_numpy(dtype=float) / 60.0
     scale, unit = energy_unit(float(np.nanmax(energy, initial=0.0)))
     figure, axes = _figure()
     for label in groups:

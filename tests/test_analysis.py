@@ -42,7 +42,7 @@ def paper_runs() -> list[SyntheticRun]:
         SyntheticRun(
             [0.20, 0.41, 0.50, 0.58, 0.60, 0.60], [0.1, 0.2, 0.3, 0.4, 0.5, 0.6], hours(6, 3600),
             params={"batch_size": "4", "seed": "1"}, tags=A100, name="r1",
-            summary={"best_val_f1": 0.99, "energy_total_kwh": 42.0},  # wrong on purpose: must be ignored
+            summary={"max_val_f1": 0.99, "energy_total_kwh": 42.0},  # wrong on purpose: must be ignored
         ),
         SyntheticRun(
             [0.10, 0.30, 0.45, 0.50, 0.48, 0.50], [0.2, 0.4, 0.6, 0.8, 1.0, 1.2], hours(6, 7200),
@@ -88,7 +88,8 @@ def store(tmp_path_factory) -> str:
     run = client.create_run(calibration, tags={"sedwatt.kind": "calibration", **A100})
     client.log_metric(run.info.run_id, "ref_inference_energy_kwh", 0.06)
     client.log_param(run.info.run_id, "ref_published_kwh", "0.03")
-    # A registered model version of r1, tagged as the tracking callback tags it.
+    # A registered model version of r1, tagged as the tracking callback tagged it before the renames
+    # (best_val_f1, energy_total_kwh): the analysis reads them under today's names.
     client.create_registered_model("sedwatt-crnn")
     client.create_model_version(
         "sedwatt-crnn", f"runs:/{ids[0]}/model", run_id=ids[0],
@@ -118,29 +119,29 @@ def test_only_training_runs_with_an_epoch_are_analysed(result):
 def test_runs_csv_columns(result):
     header = (result.out_dir / "runs.csv").read_text().splitlines()[0].split(",")
     assert header[:15] == [
-        "run_id", "params.batch_size", "epochs", "max_f1", "best_epoch", "time_s", "energy_total_kwh",
+        "run_id", "params.batch_size", "epochs", "max_val_f1", "max_val_f1_epoch", "train_time_s", "energy_total_kwh",
         "wh_per_epoch", "wh_per_minute", "energy_at_f1_40_kwh", "energy_at_95pct_max_kwh", "energy_at_max_kwh",
-        "extra_cost_95_to_max", "savings_stop_at_best", "savings_stop_at_95pct",
+        "extra_cost_95_to_max", "savings_stop_at_max", "savings_stop_at_95pct",
     ]  # fmt: skip
 
 
 def test_per_run_numbers_from_the_curves(result):
     runs = by_name(result)
     r1, r2, r3, r4 = (runs[n] for n in ("r1", "r2", "r3", "r4"))
-    # r1 logged best_val_f1 = 0.99 and energy_total_kwh = 42 as summaries: the history wins.
-    assert (r1.max_f1, r1.best_epoch, r1.energy_total_kwh, r1.time_s) == (0.60, 5, 0.6, 3600.0)
+    # r1 logged max_val_f1 = 0.99 and energy_total_kwh = 42 as summaries: the history wins.
+    assert (r1.max_val_f1, r1.max_val_f1_epoch, r1.energy_total_kwh, r1.train_time_s) == (0.60, 5, 0.6, 3600.0)
     assert (r1.energy_at_f1_40_kwh, r1.energy_at_95pct_max_kwh, r1.energy_at_max_kwh) == (0.2, 0.4, 0.5)
     assert r1.extra_cost_95_to_max == pytest.approx(0.25)
     assert r1.wh_per_epoch == pytest.approx(100.0) and r1.wh_per_minute == pytest.approx(10.0)
-    assert (r2.best_epoch, r2.energy_at_max_kwh, r2.energy_at_95pct_max_kwh) == (
+    assert (r2.max_val_f1_epoch, r2.energy_at_max_kwh, r2.energy_at_95pct_max_kwh) == (
         4,
         0.8,
         0.8,
     )  # tie: first wins
-    assert r2.savings_stop_at_best == pytest.approx(1 - 0.8 / 1.2)
+    assert r2.savings_stop_at_max == pytest.approx(1 - 0.8 / 1.2)
     assert math.isnan(r3.energy_at_f1_40_kwh)  # never reached: empty, not invented
     assert (r3.energy_at_95pct_max_kwh, r3.energy_at_max_kwh, r3.extra_cost_95_to_max) == (0.45, 0.9, 1.0)
-    assert (r4.epochs, r4.max_f1, r4.energy_at_f1_40_kwh, r4.wh_per_minute) == (
+    assert (r4.epochs, r4.max_val_f1, r4.energy_at_f1_40_kwh, r4.wh_per_minute) == (
         3,
         0.45,
         0.10,
@@ -193,15 +194,15 @@ def test_table2_markdown(result):
 
 def test_table_csv_numbers(result):
     t1 = pd.read_csv(result.out_dir / "table1.csv")
-    assert list(t1.columns[:5]) == ["cohort", "params.batch_size", "n_runs", "max_f1_mean", "max_f1_std"]
+    assert list(t1.columns[:5]) == ["cohort", "params.batch_size", "n_runs", "max_val_f1_mean", "max_val_f1_std"]
     assert set(t1["cohort"]) == {"all runs"}  # r1-r4 logged no config: one cohort
     four = t1[t1["params.batch_size"] == 4].iloc[0]
     assert four.n_runs == 3
-    assert four.max_f1_mean == pytest.approx((0.6 + 0.5 + 0.38) / 3)
+    assert four.max_val_f1_mean == pytest.approx((0.6 + 0.5 + 0.38) / 3)
     assert four.energy_total_kwh_std == pytest.approx(0.3)
-    assert four.time_s_mean == pytest.approx(5400.0) and four.time_s_std == pytest.approx(1800.0)
+    assert four.train_time_s_mean == pytest.approx(5400.0) and four.train_time_s_std == pytest.approx(1800.0)
     eight = t1[t1["params.batch_size"] == 8].iloc[0]
-    assert eight.n_runs == 1 and math.isnan(eight.max_f1_std)
+    assert eight.n_runs == 1 and math.isnan(eight.max_val_f1_std)
     t2 = pd.read_csv(result.out_dir / "table2.csv")
     four = t2[t2["params.batch_size"] == 4].iloc[0]
     assert four.energy_at_f1_40_kwh_mean == pytest.approx(0.4) and four.energy_at_f1_40_kwh_n == 2
@@ -248,9 +249,8 @@ def test_registered_versions_listed_with_hardware_and_energy(result):
     assert len(versions) == 1
     row = versions.iloc[0]
     assert (row["name"], row["version"], row["hw.gpu_model"]) == ("sedwatt-crnn", 1, A100["hw.gpu_model"])
-    assert row["energy_total_kwh"] == pytest.approx(0.6) and row["energy_total_norm_kwh"] == pytest.approx(
-        0.3
-    )
+    assert row["run_energy_total_kwh"] == pytest.approx(0.6) and row["energy_total_norm_kwh"] == pytest.approx(0.3)
+    assert row["run_max_val_f1"] == pytest.approx(0.6)  # the old tag best_val_f1, read under its new name
 
 
 # --- findings and report ----------------------------------------------------------------------------
@@ -259,16 +259,16 @@ def test_registered_versions_listed_with_hardware_and_energy(result):
 def test_findings_are_computed(result):
     found = {f["key"]: f for f in json.loads((result.out_dir / "findings.json").read_text())}
     savings = found["early_stopping_savings"]["values"]
-    assert savings["stop_at_best_mean"] == pytest.approx(
+    assert savings["stop_at_max_mean"] == pytest.approx(
         (1 - 0.5 / 0.6 + 1 - 0.8 / 1.2 + 0 + 1 - 0.1 / 0.15) / 4
     )
-    assert savings["stop_at_best_max"] == pytest.approx(1 / 3)
+    assert savings["stop_at_max_max"] == pytest.approx(1 / 3)
     assert found["last_5_percent_cost"]["values"]["mean"] == pytest.approx((0.25 + 0 + 1 + 0) / 4)
     assert found["never_reached_40"]["values"] == {"never": 1, "runs": 4}
     variation = found["energy_per_minute_variation"]["values"]
     assert variation["across_groups"] == pytest.approx((50 - 10) / 10)  # group means 10 and 50 Wh/min
     assert variation["across_hardware"] == pytest.approx((50 - 10) / 10)
-    assert "Stopping at the best epoch would have saved 21 %" in found["early_stopping_savings"]["text"]
+    assert "Stopping at the first epoch reaching the max F1 would have saved 21 %" in found["early_stopping_savings"]["text"]
 
 
 def test_report_is_self_contained(result):
@@ -277,7 +277,7 @@ def test_report_is_self_contained(result):
     assert html.count("data:image/png;base64,") == 5
     assert not re.search(r'src="(?!data:)', html)
     assert "49.3 ± 11.0" in html and "0.40 ± 0.28 (2/3)" in html
-    assert "Stopping at the best epoch" in html
+    assert "Stopping at the first epoch reaching the max F1" in html
     for png in ("f1_vs_energy.png", "energy_rates.png", "pareto.png", "time_vs_energy.png"):
         assert (result.out_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -304,7 +304,7 @@ def test_never_reached_versus_not_measured(store, tmp_path):
     t1 = md_rows(tmp_path / "edge" / "table1.md")
     assert t1[2][4:] == ["n/a (0/1)", "n/a (0/1)", "n/a (0/1)"]
     no_energy = result.runs.set_index("params.batch_size").loc["64"]
-    assert math.isnan(no_energy.energy_total_kwh) and no_energy.max_f1 == 0.6 and no_energy.time_s == 20.0
+    assert math.isnan(no_energy.energy_total_kwh) and no_energy.max_val_f1 == 0.6 and no_energy.train_time_s == 20.0
     assert result.report_path.is_file()
 
 

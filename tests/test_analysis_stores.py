@@ -59,6 +59,6 @@ def test_analysis_on_postgresql(pg_store, tmp_path):
     result = analyze(["pg-analysis"], None, None, tmp_path / "out", tracking_uri=pg_store)
     assert result.route == "sql"
     runs = result.runs.set_index("run_name")
-    assert runs.loc["p1", "energy_at_f1_40_kwh"] == 0.2 and runs.loc["p1", "max_f1"] == 0.5
+    assert runs.loc["p1", "energy_at_f1_40_kwh"] == 0.2 and runs.loc["p1", "max_val_f1"] == 0.5
     assert math.isnan(runs.loc["p2", "energy_at_f1_40_kwh"])  # the NaN epoch never counts
     assert math.isnan(runs.loc["p2", "energy_total_kwh"])  # an infinite total is not a number to average

@@ -71,7 +71,7 @@ def _payload() -> dict:
         "student": model.state_dict(),
         "trainer": {"optimizer": optimizer.state_dict(), "step": 1},
         "history": [{"val_f1": np.float64(0.25), "epoch_s": 1.5}],
-        "best_epoch": 1,
+        "best_obj_metric_epoch": 1,
         "best_obj_metric": np.float32(0.5),
         "rng": rng_states(),
         "callbacks": {"energy": {"cumulative": {"energy_kwh": 1e-6}, "rows": [{"epoch": 1, "session": 1}]}},
@@ -302,7 +302,7 @@ def test_cli_resume_continues_an_ordinary_checkpoint(trained, tiny_data, env, ca
     before = load_checkpoint(Path(local))
     code, out, err = _resume(tiny_data, run_id, capsys, "--epochs", "2")
     assert code == 0, err
-    assert out.startswith(f"run {run_id}: best val_f1") and "over 2 epochs" in out
+    assert out.startswith(f"run {run_id}: max val_f1") and "over 2 epochs" in out
     after = load_checkpoint(Path(local))
     assert after["epoch"] == 2 and after["history"][0] == before["history"][0]
     energy = after["callbacks"]["energy"]

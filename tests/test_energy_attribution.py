@@ -359,12 +359,12 @@ def test_registered_version_says_what_the_energy_is(trained, monkeypatch):
     mlflow.set_tracking_uri(store)
     try:
         name = f"energy-described-{os.getpid()}"
-        registry.log_and_register(torch.nn.Linear(2, 2), run_id, name, {"best_val_f1": "0.1"})
+        registry.log_and_register(torch.nn.Linear(2, 2), run_id, name, {"run_max_val_f1": "0.1"})
         client = mlflow.MlflowClient(store)
         (version,) = client.search_model_versions(f"name = '{name}'")
         run = client.get_run(run_id)
     finally:
         mlflow.set_tracking_uri(None)
-    best = run.data.metrics["best_val_f1"]
-    expected = f"best val_f1 {best:.3f}; training energy {describe_energy(run.data.metrics, run.data.tags)}"
+    best = run.data.metrics["max_val_f1"]
+    expected = f"run max val_f1 {best:.3f} (teacher); training energy {describe_energy(run.data.metrics, run.data.tags)}"
     assert version.description.splitlines()[0] == expected

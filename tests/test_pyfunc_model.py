@@ -311,9 +311,12 @@ def test_registered_version_has_both_flavours_and_says_what_it_is(
     fingerprint = run.data.params["dataset_fingerprint"]
     assert version.tags["config_name"] == config.name and version.tags["dataset_fingerprint"] == fingerprint
     lines = version.description.splitlines()
-    assert lines[0] == f"best val_f1 {run.data.metrics['best_val_f1']:.3f}; training energy not measured"
-    assert lines[1] == f"config {config.name}; data {tiny_data.name} (fingerprint {fingerprint})"
-    assert lines[2] == f"trained on {run.data.tags['hw.cpu_model']}"
+    assert lines[0] == f"run max val_f1 {run.data.metrics['max_val_f1']:.3f} (teacher); training energy not measured"
+    epoch = int(run.data.metrics["best_obj_metric_epoch"])
+    assert lines[1] == f"model: the student of epoch {epoch}, the best obj_metric checkpoint"
+    assert version.tags["checkpoint_epoch"] == str(epoch) and version.tags["model"] == "student"
+    assert lines[2] == f"config {config.name}; data {tiny_data.name} (fingerprint {fingerprint})"
+    assert lines[3] == f"trained on {run.data.tags['hw.cpu_model']}"
 
     # The pyfunc unpickles nothing: it loads where pickles are refused; the PyTorch flavour does not.
     monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")

@@ -123,6 +123,9 @@ def test_four_trial_search_on_the_tiny_preset(tiny_data, store, tracking, one_th
     report_dir = Path(client.download_artifacts(parent_id, "study", str(store["root"] / "report")))
     assert {p.name for p in report_dir.iterdir()} >= {"pareto_front.csv", "pareto_front.png", "pareto_front.html", "study_summary.json"}
     front = pd.read_csv(report_dir / "pareto_front.csv")
+    # the objectives are named as the trials' end-of-run metrics, in Optuna and in the report
+    assert study.metric_names == ["max_val_f1", "energy_total_kwh"]
+    assert list(front.columns[3:5]) == ["max_val_f1", "energy_total_kwh"]
 
     # The front: a subset of the trials, exactly the non-dominated ones, none dominating another.
     points = {t.number: (t.values[0], t.values[1]) for t in trials}

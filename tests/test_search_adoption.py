@@ -110,7 +110,8 @@ def test_a_retry_adopts_its_predecessors_finished_run(dead_predecessor, monkeypa
     assert [r.info.run_id for r in train_runs] == [run_id]  # no new training run
     parent = client.get_run(study.user_attrs["mlflow_parent_run_id"]).data.params
     assert (parent["study_name"], parent["sampler"], parent["n_trials"]) == ("adopt", settings.sampler, str(settings.n_trials))
-    assert parent["objective_f1"] == "val_f1 (best), maximize" and parent["objective_energy"] == "energy_kwh (total), minimize"
+    assert parent["objective_f1"] == "max_val_f1 (best), maximize"
+    assert parent["objective_energy"] == "energy_total_kwh (total), minimize"
     assert '"batch_size"' in parent["space"] and parent["energy_stop_beta"] == "off"
 
 

@@ -17,7 +17,7 @@ from sedwatt.cli import main
 from sedwatt.config import load_config
 from sedwatt.errors import SedwattError
 from sedwatt.search.energy_stop import ParetoEnergyStop, dominating_trial, plausible_f1
-from sedwatt.search.objectives import objective_values
+from sedwatt.search.objectives import objective_names, objective_values
 from sedwatt.search.report import pareto_frame, study_summary, write_study_report
 from sedwatt.search.space import SearchSpace, load_space, overrides_for
 from sedwatt.search.storage import open_storage, safe_url
@@ -347,6 +347,21 @@ def test_report_marks_exactly_the_non_dominated_trials(tmp_path):
     assert [p["trial"] for p in summary["pareto_front"]] == [0, 1, 4]  # sorted by energy
     assert summary["pareto_front"][0]["params"] == {"batch_size": 4}
     assert study_summary(study, frame)["directions"] == ["maximize", "minimize"]
+
+
+def test_report_columns_are_the_studys_objective_names(tmp_path):
+    """A study made by sedwatt names its objectives as the run metrics; one from before is read as it was."""
+    named = optuna.create_study(directions=["maximize", "minimize"], study_name="named")
+    named.set_metric_names(list(objective_names("best", "to_95")))
+    add_complete(named, 4, 0.30, 0.002)
+    paths = write_study_report(named, tmp_path / "named")
+    header = paths["csv"].read_text().splitlines()[0].split(",")
+    assert header[:4] == ["trial", "state", "param_batch_size", "max_val_f1"] and header[4] == "energy_at_95pct_max_kwh"
+    assert json.loads(paths["summary"].read_text())["pareto_front"][0]["energy_at_95pct_max_kwh"] == 0.002
+    assert objective_names("final", "to_best") == ("final_val_f1", "energy_at_max_kwh")
+    older = optuna.create_study(directions=["maximize", "minimize"], study_name="older")  # no names stored
+    add_complete(older, 4, 0.30, 0.002)
+    assert list(pareto_frame(older).columns[3:5]) == ["val_f1", "energy_kwh"]
 
 
 def test_report_of_a_study_without_complete_trials(tmp_path):

@@ -91,8 +91,8 @@ def test_training_run_is_logged_registered_and_read_back(as_alice, mlflow_team_s
     data = client.get_run(run_id)
     assert data.info.status == "FINISHED"
     assert [(m.step, m.value) for m in client.get_metric_history(run_id, "val_f1")] == [(e, F1_CURVE[e - 1]) for e in range(1, 5)]
-    assert data.data.metrics["best_val_f1"] == pytest.approx(max(F1_CURVE[:4]))
-    assert data.data.metrics["best_epoch"] == 4
+    assert data.data.metrics["max_val_f1"] == pytest.approx(max(F1_CURVE[:4]))
+    assert data.data.metrics["best_obj_metric_epoch"] == 4
     assert data.data.params["train.epochs"] == "4" and data.data.tags["sedwatt.kind"] == "train"
     assert "hw.cpu_model" in data.data.tags and data.data.tags["energy.tool"] == "codecarbon 3.3.2"
 
@@ -106,7 +106,7 @@ def test_training_run_is_logged_registered_and_read_back(as_alice, mlflow_team_s
 
     (version,) = client.search_model_versions(f"name = '{model_name}'")
     assert version.run_id == run_id and "hw.cpu_model" in version.tags
-    assert float(version.tags["best_val_f1"]) == pytest.approx(max(F1_CURVE[:4]))
+    assert float(version.tags["run_max_val_f1"]) == pytest.approx(max(F1_CURVE[:4]))
     assert "energy_total_kwh" in version.tags
     model_uri = f"models:/{model_name}/{version.version}"
     model = mlflow.pytorch.load_model(model_uri)

@@ -145,7 +145,7 @@ def test_summary_maps_curve_fields_and_skips_targets_never_reached(monkeypatch):
     install_fakes(monkeypatch)
     history = [{"val_f1": f, "energy_cum_kwh": 0.01 * (i + 1), "cum_time_s": 60.0 * (i + 1)} for i, f in enumerate(F1_CURVE[:3])]
     summary = summary_metrics(history)
-    assert summary["best_val_f1"] == pytest.approx(0.36)
+    assert summary["max_val_f1"] == pytest.approx(0.36)
     assert summary["train_time_s"] == pytest.approx(180.0)
     assert summary["energy_total_kwh"] == pytest.approx(0.03)
     assert summary["wh_per_epoch"] == pytest.approx(10.0)
@@ -156,7 +156,7 @@ def test_summary_maps_curve_fields_and_skips_targets_never_reached(monkeypatch):
 
 def test_summary_without_energy_keeps_only_what_the_curve_says():
     history = [{"val_f1": 0.2, "cum_time_s": 5.0}, {"val_f1": 0.3, "cum_time_s": 9.0}]
-    assert summary_metrics(history) == {"best_val_f1": 0.3, "train_time_s": 9.0}
+    assert summary_metrics(history) == {"max_val_f1": 0.3, "max_val_f1_epoch": 2.0, "train_time_s": 9.0}
 
 
 def test_artifact_entries_accept_folders_and_file_names(tmp_path):
@@ -168,7 +168,7 @@ def test_artifact_entries_accept_folders_and_file_names(tmp_path):
 def test_plot_needs_both_curves(tmp_path):
     assert plot_f1_vs_energy([{"val_f1": 0.3}], tmp_path / "p.png") is None
     history = [{"val_f1": f, "energy_cum_kwh": 0.001 * (i + 1)} for i, f in enumerate(F1_CURVE)]
-    png = plot_f1_vs_energy(history, tmp_path / "plots" / "p.png", best_epoch=4)
+    png = plot_f1_vs_energy(history, tmp_path / "plots" / "p.png", checkpoint_epoch=4)
     assert png is not None and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in png.parent.iterdir()] == ["p.png"]  # no temporary left
 
@@ -233,17 +233,17 @@ def test_callback_records_the_run_schema(tracking, tmp_path):
     assert "note" not in data.data.metrics
 
     metrics = data.data.metrics
-    assert metrics["best_val_f1"] == pytest.approx(0.44)
-    assert metrics["best_epoch"] == 5 and state.best_epoch == 5
+    assert metrics["max_val_f1"] == pytest.approx(0.44)
+    assert metrics["best_obj_metric_epoch"] == 5 and state.best_obj_metric_epoch == 5
     assert metrics["energy_total_kwh"] == pytest.approx(0.012)
     assert metrics["energy_at_f1_40_kwh"] == pytest.approx(0.008)  # epoch 4
     assert metrics["energy_at_95pct_max_kwh"] == pytest.approx(0.008)  # 0.43 >= 0.95 * 0.44
     assert metrics["energy_at_max_kwh"] == pytest.approx(0.010)
     assert metrics["extra_cost_95_to_max"] == pytest.approx(0.25)
     assert metrics["train_time_s"] == pytest.approx(60.0)
-    summary_step = {m.step for m in mlflow.MlflowClient(tracking).get_metric_history(run_id, "best_val_f1")}
+    summary_step = {m.step for m in mlflow.MlflowClient(tracking).get_metric_history(run_id, "max_val_f1")}
     assert summary_step == {6}
-    assert tracker.summary["best_val_f1"] == pytest.approx(0.44)
+    assert tracker.summary["max_val_f1"] == pytest.approx(0.44)
 
     files = {a.path for a in mlflow.MlflowClient(tracking).list_artifacts(run_id)}
     assert {"config.yaml", "energy", "checkpoints", "plots"} <= files
@@ -261,8 +261,8 @@ def test_callback_records_the_run_schema(tracking, tmp_path):
     assert version.run_id == run_id
     for key, value in HW_TAGS.items():
         assert version.tags[key] == value
-    assert float(version.tags["best_val_f1"]) == pytest.approx(0.44)
-    assert float(version.tags["energy_total_kwh"]) == pytest.approx(0.012)
+    assert float(version.tags["run_max_val_f1"]) == pytest.approx(0.44)
+    assert float(version.tags["run_energy_total_kwh"]) == pytest.approx(0.012)
     model = mlflow.pytorch.load_model(f"models:/{model_name}/{version.version}")
     assert torch.all(model[2].bias == 5.0)  # epoch 5 = best checkpoint, not the last epoch (6)
     assert model(torch.zeros(3, 8)).shape == (3, 10)

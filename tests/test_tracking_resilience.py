@@ -163,13 +163,13 @@ def test_server_that_never_returns_leaves_a_spool_that_sync_sends(store, tmp_pat
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED"
     assert [(m.step, m.value) for m in client.get_metric_history(run_id, "val_f1")] == [(e, F1_CURVE[e - 1]) for e in range(1, 5)]
-    assert run.data.metrics["best_val_f1"] == pytest.approx(0.43)
+    assert run.data.metrics["max_val_f1"] == pytest.approx(0.43)
     assert run.data.params["config_name"] == "tracking-test"
     assert run.data.tags["energy.ram_method"] == "late-tag"
     paths = {a.path for d in ("", "checkpoints", "plots", "energy") for a in client.list_artifacts(run_id, d or None)}
     assert {"config.yaml", "checkpoints/best.pt", "checkpoints/last.pt", "plots/f1_vs_energy.png", "energy/energy_epochs.csv"} <= paths
     (version,) = client.search_model_versions("name = 'crnn-spooled'")
-    assert version.run_id == run_id and float(version.tags["best_val_f1"]) == pytest.approx(0.43)
+    assert version.run_id == run_id and float(version.tags["run_max_val_f1"]) == pytest.approx(0.43)
     model = mlflow.pytorch.load_model(f"models:/crnn-spooled/{version.version}")
     assert bool((model[2].bias == 4.0).all())  # best epoch 4 (obj 0.48)
     # a second sync has nothing left to send

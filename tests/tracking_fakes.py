@@ -47,8 +47,8 @@ def epoch_metrics(epoch: int) -> dict[str, float]:
     return {
         "val_f1": f1,
         "val_f1_student": f1 - 0.01,
-        "val_f1_05": f1 + 0.05,
-        "val_weak_f1": f1 + 0.1,
+        "val_f1_05_student": f1 + 0.05,
+        "val_weak_f1_student": f1 + 0.1,
         "obj_metric": f1 + 0.05,
         "train_loss": 1.0 / epoch,
         "lr": 1e-3,
@@ -112,13 +112,13 @@ def run_fake_training(
             with torch.no_grad():
                 student[2].bias.fill_(float(epoch))
             metrics = epoch_metrics(epoch)
-            val = {k: metrics[k] for k in ("val_f1", "val_f1_student", "val_f1_05", "val_weak_f1", "obj_metric")}
+            val = {k: metrics[k] for k in ("val_f1", "val_f1_student", "val_f1_05_student", "val_weak_f1_student", "obj_metric")}
             cbs.on_validation_end(state, val)
             metrics["note"] = "not a number"  # type: ignore[assignment]  # must be skipped
             state.history.append(metrics)
             improved = state.best_obj_metric is None or metrics["obj_metric"] > state.best_obj_metric
             if improved:
-                state.best_obj_metric, state.best_epoch = metrics["obj_metric"], epoch
+                state.best_obj_metric, state.best_obj_metric_epoch = metrics["obj_metric"], epoch
             cbs.on_epoch_end(state, metrics)
             payload = {"epoch": epoch, "student": student.state_dict(), "history": state.history}
             save_checkpoint(state.last_checkpoint, payload)

@@ -5,9 +5,10 @@ per-epoch curve into the paper's numbers; they must agree to the last digit, so 
 ``summarize_curve`` here. Pure functions over per-epoch arrays (index i = epoch i + 1), no I/O.
 
 Definitions (README "What a training run records"; F1 as a fraction):
-- max F1 = max over epochs of ``val_f1``; best epoch = the first epoch reaching it (1-based);
+- ``max_val_f1`` = max over epochs of ``val_f1`` (the teacher's 0.7/0.7 F1); ``max_val_f1_epoch`` = the first
+  epoch reaching it (1-based) — not the obj_metric checkpoint's epoch (``best_obj_metric_epoch``, names.py);
 - E@F1=40 % = ``energy_cum_kwh`` at the first epoch with ``val_f1`` ≥ 0.40;
-- E@95 % = at the first epoch with ``val_f1`` ≥ 0.95 × max F1; E@max = at the best epoch;
+- E@95 % = at the first epoch with ``val_f1`` ≥ 0.95 × max F1; E@max = at ``max_val_f1_epoch``;
 - extra cost = E@max / E@95 % − 1; savings = 1 − E@max / E_total and 1 − E@95 % / E_total;
 - Wh/epoch = 1000 × E_total / epochs; Wh/min = 1000 × E_total / minutes, with time = ``cum_time_s``
   at the last epoch and E_total = ``energy_cum_kwh`` at the last epoch.
@@ -34,12 +35,13 @@ _REL_TOL = 1e-12
 
 @dataclass(frozen=True)
 class CurveSummary:
-    """One run's convergence numbers; field names are the analysis's runs.csv columns."""
+    """One run's convergence numbers; field names are the analysis's runs.csv columns and (but ``epochs``)
+    the run's end-of-run MLflow metrics."""
 
     epochs: int
-    max_f1: float | None
-    best_epoch: int | None
-    time_s: float | None
+    max_val_f1: float | None
+    max_val_f1_epoch: int | None
+    train_time_s: float | None
     energy_total_kwh: float | None
     wh_per_epoch: float | None
     wh_per_minute: float | None
@@ -47,7 +49,7 @@ class CurveSummary:
     energy_at_95pct_max_kwh: float | None
     energy_at_max_kwh: float | None
     extra_cost_95_to_max: float | None
-    savings_stop_at_best: float | None
+    savings_stop_at_max: float | None
     savings_stop_at_95pct: float | None
 
     def as_dict(self) -> dict[str, float | int | None]:
@@ -100,22 +102,22 @@ def summarize_curve(
         return None if index is None else _finite(energy[index])
 
     max_f1 = _finite(np.nanmax(f1)) if not np.all(np.isnan(f1)) else None
-    best_index = first_epoch_reaching(f1, max_f1) if max_f1 is not None else None
+    max_index = first_epoch_reaching(f1, max_f1) if max_f1 is not None else None
     index_95 = first_epoch_reaching(f1, FRACTION_OF_MAX * max_f1) if max_f1 is not None else None
     index_40 = first_epoch_reaching(f1, F1_TARGET)
 
     total = _finite(energy[-1])
     time_s = _finite(time[-1])
-    e_max, e_95 = energy_at(best_index), energy_at(index_95)
+    e_max, e_95 = energy_at(max_index), energy_at(index_95)
     wh_total = None if total is None else 1000.0 * total
     minutes = None if time_s is None else time_s / 60.0
-    saved_best, saved_95 = _ratio(e_max, total), _ratio(e_95, total)
+    saved_max, saved_95 = _ratio(e_max, total), _ratio(e_95, total)
     extra = _ratio(e_max, e_95)
     return CurveSummary(
         epochs=epochs,
-        max_f1=max_f1,
-        best_epoch=None if best_index is None else best_index + 1,
-        time_s=time_s,
+        max_val_f1=max_f1,
+        max_val_f1_epoch=None if max_index is None else max_index + 1,
+        train_time_s=time_s,
         energy_total_kwh=total,
         wh_per_epoch=None if wh_total is None else wh_total / epochs,
         wh_per_minute=_ratio(wh_total, minutes),
@@ -123,6 +125,6 @@ def summarize_curve(
         energy_at_95pct_max_kwh=e_95,
         energy_at_max_kwh=e_max,
         extra_cost_95_to_max=None if extra is None else extra - 1.0,
-        savings_stop_at_best=None if saved_best is None else 1.0 - saved_best,
+        savings_stop_at_max=None if saved_max is None else 1.0 - saved_max,
         savings_stop_at_95pct=None if saved_95 is None else 1.0 - saved_95,
     )

@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from sedwatt.errors import SedwattError
-    from sedwatt.search.report import pareto_frame
+    from sedwatt.search.report import objective_columns, pareto_frame
     from sedwatt.search.space import load_space
     from sedwatt.search.storage import safe_url
     from sedwatt.search.study import SearchSettings, resolve_storage, run_worker
@@ -111,11 +111,12 @@ def run(args: argparse.Namespace) -> int:
     )
     study = run_worker(settings)
     frame = pareto_frame(study)
-    front = frame[frame.pareto].sort_values("energy_kwh")
+    f1, kwh = objective_columns(frame)
+    front = frame[frame.pareto].sort_values(kwh)
     print(f"study {study.study_name} ({safe_url(settings.storage)}): {len(frame)} complete trials, Pareto front:")
     for _, row in front.iterrows():
         params = ", ".join(f"{k.removeprefix('param_')}={row[k]}" for k in frame.columns if k.startswith("param_"))
-        print(f"  trial {row.trial:>3}  {params}  F1 {row.val_f1:.3f}  energy {row.energy_kwh * 1000:.4g} Wh")
+        print(f"  trial {row.trial:>3}  {params}  {f1} {row[f1]:.3f}  {kwh} {row[kwh] * 1000:.4g} Wh")
     print(f"dashboard: {dashboard_command()} {safe_url(settings.storage)}")
     return 0
 

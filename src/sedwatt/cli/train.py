@@ -74,9 +74,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         config = load_config(args.config, overrides)
     outcome = train_run(config, args.data, run_name=args.run_name, resume_run_id=args.resume)
-    best = outcome.best_val_f1
     stop = f" (stopped early: {outcome.state.stop_reason})" if outcome.state.stop_reason else ""
-    print(f"run {outcome.run_id}: best val_f1 {best:.3f} over {len(outcome.state.history)} epochs{stop}")
+    print(f"run {outcome.run_id}: max val_f1 {outcome.max_val_f1:.3f} over {len(outcome.state.history)} epochs{stop}")
     if outcome.state.history and "energy_cum_kwh" in outcome.state.history[-1]:
         from sedwatt.energy.provenance import describe_energy
 

@@ -1,8 +1,9 @@
 """The objective pair of a trial, computed from its per-epoch history with the shared definitions.
 
-F1: ``best`` per-epoch val_f1 (default) or the ``final`` one. Energy: ``total`` training energy
-(default), energy ``to_best`` (cumulative energy at the first epoch reaching the best F1), or
-``to_95`` (at the first epoch reaching 95 % of the best F1) — the paper's Table 2 columns, from
+F1: ``best``, the max per-epoch val_f1 (default; named ``max_val_f1``), or the ``final`` one
+(``final_val_f1``). Energy: ``total`` training energy (default; ``energy_total_kwh``), energy ``to_best``
+(cumulative energy at the first epoch reaching the max F1; ``energy_at_max_kwh``), or ``to_95`` (at the
+first epoch reaching 95 % of the max F1; ``energy_at_95pct_max_kwh``) — the paper's Table 2 columns, from
 ``sedwatt.convergence.summarize_curve`` so the search and the analysis agree to the last digit.
 A value that cannot be computed (no energy measured, F1 never logged) is NaN, never a stand-in:
 Optuna then records the trial as FAIL instead of ranking an invented number.
@@ -12,13 +13,34 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
+
+from sedwatt import names
 
 F1Objective = Literal["best", "final"]
 EnergyObjective = Literal["total", "to_best", "to_95"]
 F1_OBJECTIVES: tuple[str, ...] = get_args(F1Objective)
 ENERGY_OBJECTIVES: tuple[str, ...] = get_args(EnergyObjective)
-METRIC_NAMES = ("val_f1", "energy_kwh")  # Optuna's names for the two values (dashboard, dataframes)
+# Optuna's names for the two values (dashboard, dataframes, pareto_front.csv): the end-of-run metric /
+# runs.csv column each objective is (sedwatt.names), so a study and its runs use one vocabulary.
+F1_NAMES = {"best": names.MAX_VAL_F1, "final": "final_val_f1"}
+ENERGY_NAMES = {
+    "total": names.ENERGY_TOTAL_KWH,
+    "to_best": names.ENERGY_AT_MAX_KWH,
+    "to_95": names.ENERGY_AT_95PCT_MAX_KWH,
+}
+OLD_METRIC_NAMES = ("val_f1", "energy_kwh")  # studies created before the names above (any objective)
+
+
+def objective_names(f1: F1Objective = "best", energy: EnergyObjective = "total") -> tuple[str, str]:
+    """The two objectives' names for these choices."""
+    return F1_NAMES[f1], ENERGY_NAMES[energy]
+
+
+def study_objective_names(study: Any) -> tuple[str, str]:
+    """The names a study was created with (``OLD_METRIC_NAMES`` for one without, or from before them)."""
+    stored = getattr(study, "metric_names", None)
+    return (str(stored[0]), str(stored[1])) if stored and len(stored) == 2 else OLD_METRIC_NAMES
 
 
 def objective_values(
@@ -38,7 +60,7 @@ def objective_values(
         [h.get("energy_cum_kwh") for h in history],
         [h.get("cum_time_s") for h in history],
     )
-    f1_value = summary.max_f1 if f1 == "best" else history[-1].get("val_f1")
+    f1_value = summary.max_val_f1 if f1 == "best" else history[-1].get("val_f1")
     energy_value = {
         "total": summary.energy_total_kwh,
         "to_best": summary.energy_at_max_kwh,

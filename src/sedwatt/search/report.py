@@ -19,7 +19,7 @@ from xml.etree import ElementTree
 
 import pandas as pd
 
-from sedwatt.search.objectives import METRIC_NAMES
+from sedwatt.search.objectives import study_objective_names
 
 CSV_NAME = "pareto_front.csv"
 PNG_NAME = "pareto_front.png"
@@ -29,7 +29,12 @@ ARTIFACT_DIR = "study"
 
 
 def pareto_frame(study: Any) -> pd.DataFrame:
-    """One row per trial with objective values (the COMPLETE ones); ``pareto`` marks Optuna's front."""
+    """One row per trial with objective values (the COMPLETE ones); ``pareto`` marks Optuna's front.
+
+    The two value columns are named as the study's objectives (``max_val_f1``, ``energy_total_kwh``, …);
+    ``objective_columns`` finds them again.
+    """
+    f1_name, energy_name = study_objective_names(study)
     front = {t.number for t in study.best_trials}
     rows = []
     for t in study.get_trials(deepcopy=False):
@@ -40,16 +45,22 @@ def pareto_frame(study: Any) -> pd.DataFrame:
                 "trial": t.number,
                 "state": t.state.name,
                 **{f"param_{k}": v for k, v in t.params.items()},
-                "val_f1": t.values[0],
-                "energy_kwh": t.values[1],
+                f1_name: t.values[0],
+                energy_name: t.values[1],
                 "pareto": t.number in front,
                 "epochs_run": t.user_attrs.get("epochs_run"),
                 "mlflow_run_id": t.user_attrs.get("mlflow_run_id") or "",
                 "stop_reason": t.user_attrs.get("stop_reason") or "",
             }
         )
-    columns = ["trial", "state", "val_f1", "energy_kwh", "pareto", "epochs_run", "mlflow_run_id", "stop_reason"]
+    columns = ["trial", "state", f1_name, energy_name, "pareto", "epochs_run", "mlflow_run_id", "stop_reason"]
     return pd.DataFrame(rows) if rows else pd.DataFrame(columns=columns)
+
+
+def objective_columns(frame: pd.DataFrame) -> tuple[str, str]:
+    """(F1 column, energy column) of a ``pareto_frame``: the two after ``trial``, ``state`` (params aside)."""
+    f1_name, energy_name = [c for c in frame.columns if not c.startswith("param_")][2:4]
+    return f1_name, energy_name
 
 
 X_LABEL = "training energy (Wh)"
@@ -85,9 +96,10 @@ def _figure(frame: pd.DataFrame, title: str) -> Any:
     if not frame.empty:
         cmap = colormaps["viridis"]
         norm = Normalize(vmin=float(frame.trial.min()), vmax=float(max(frame.trial.max(), frame.trial.min() + 1)))
-        front = frame[frame.pareto].sort_values("energy_kwh")
-        ax.plot(front.energy_kwh * 1000, front.val_f1 * 100, "-", c="tab:red", lw=1.5, zorder=1, label="Pareto front")
-        x, y = frame.energy_kwh * 1000, frame.val_f1 * 100
+        f1, kwh = objective_columns(frame)
+        front = frame[frame.pareto].sort_values(kwh)
+        ax.plot(front[kwh] * 1000, front[f1] * 100, "-", c="tab:red", lw=1.5, zorder=1, label="Pareto front")
+        x, y = frame[kwh] * 1000, frame[f1] * 100
         edges = ["tab:red" if p else "none" for p in frame.pareto]
         ax.scatter(x, y, c=frame.trial, cmap=cmap, norm=norm, s=36, edgecolors=edges, linewidths=1.5, zorder=2,
                    gid=POINTS_GID, clip_on=False)  # fmt: skip
@@ -95,7 +107,7 @@ def _figure(frame: pd.DataFrame, title: str) -> Any:
         right_quarter = float(x.min() + 0.75 * (x.max() - x.min()))
         for _, row in frame.iterrows():
             if annotate_all or row.pareto:
-                point = (row.energy_kwh * 1000, row.val_f1 * 100)
+                point = (row[kwh] * 1000, row[f1] * 100)
                 left = len(frame) > 1 and point[0] > right_quarter  # labels stay inside the axes
                 ax.annotate(_trial_label(row), point, fontsize=7, xytext=(-3 if left else 3, 3),
                             textcoords="offset points", ha="right" if left else "left")  # fmt: skip
@@ -103,8 +115,9 @@ def _figure(frame: pd.DataFrame, title: str) -> Any:
         bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, pad=0.02)
         bar.ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         bar.set_label(COLOUR_LABEL)
-    ax.set_xlabel(X_LABEL)
-    ax.set_ylabel(Y_LABEL)
+    f1_name, energy_name = objective_columns(frame)
+    ax.set_xlabel(f"{X_LABEL}: {energy_name}")
+    ax.set_ylabel(f"{Y_LABEL}: {f1_name}")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -115,8 +128,8 @@ def _plot_png(frame: pd.DataFrame, title: str, path: Path) -> None:
     _figure(frame, title).savefig(path, format="png")
 
 
-def _hover_text(row: Any) -> str:
-    text = f"{_trial_label(row)}: F1 {row.val_f1 * 100:.1f} %, {row.energy_kwh * 1000:.4g} Wh"
+def _hover_text(row: Any, f1: str, kwh: str) -> str:
+    text = f"{_trial_label(row)}: {f1} {row[f1] * 100:.1f} %, {kwh} {row[kwh] * 1000:.4g} Wh"
     if row.pareto:
         text += ", on the Pareto front"
     if row.mlflow_run_id:
@@ -144,8 +157,9 @@ def _svg(frame: pd.DataFrame, title: str) -> str:
         marks = [e for e in group.iter(f"{{{SVG_NS}}}use") if id(e) not in defs]  # one <use> per point…
         if not marks:  # …or, for a single point, one <path>
             marks = [e for e in group.iter(f"{{{SVG_NS}}}path") if id(e) not in defs]
+        f1, kwh = objective_columns(frame)
         for mark, (_, row) in zip(marks, frame.iterrows(), strict=True):
-            ElementTree.SubElement(mark, f"{{{SVG_NS}}}title").text = _hover_text(row)
+            ElementTree.SubElement(mark, f"{{{SVG_NS}}}title").text = _hover_text(row, f1, kwh)
     return ElementTree.tostring(root, encoding="unicode")
 
 
@@ -156,15 +170,16 @@ def _plot_html(frame: pd.DataFrame, title: str, path: Path) -> None:
     pane; loading plotly.js from a CDN instead breaks offline. Inline SVG renders in the viewer's sandboxed
     frame and anywhere else, and stays a few tens of KB.
     """
-    table = frame.sort_values(["pareto", "val_f1"], ascending=[False, False]).copy()
+    f1, kwh = objective_columns(frame)
+    table = frame.sort_values(["pareto", f1], ascending=[False, False]).copy()
     if len(table) > TABLE_ALL_UP_TO:
         table = table[table.pareto]
         listed = f"<p>The Pareto front's trials; all {len(frame)} trials are in {CSV_NAME} beside this file.</p>\n"
     else:
         listed = ""
-    table["val_f1"] = (table.val_f1 * 100).map("{:.1f}".format)
-    table["energy_kwh"] = (table.energy_kwh * 1000).map("{:.4g}".format)
-    table = table.rename(columns={"val_f1": "F1 (%)", "energy_kwh": "energy (Wh)"})
+    table[f1] = (table[f1] * 100).map("{:.1f}".format)
+    table[kwh] = (table[kwh] * 1000).map("{:.4g}".format)
+    table = table.rename(columns={f1: f"{f1} (%)", kwh: f"{kwh.removesuffix('_kwh')} (Wh)"})
     table.columns = [c.removeprefix("param_") for c in table.columns]
     table = table.astype(object).where(table.notna(), "")
     body = table.to_html(index=False, border=0, classes="trials", na_rep="")
@@ -187,20 +202,21 @@ def study_summary(study: Any, frame: pd.DataFrame) -> dict[str, Any]:
     states: dict[str, int] = {}
     for trial in study.get_trials(deepcopy=False):
         states[trial.state.name] = states.get(trial.state.name, 0) + 1
-    front = frame[frame.pareto].sort_values("energy_kwh") if len(frame) else frame
+    f1, kwh = objective_columns(frame)
+    front = frame[frame.pareto].sort_values(kwh) if len(frame) else frame
     param_columns = [c for c in frame.columns if c.startswith("param_")]
     return {
         "study_name": study.study_name,
         "directions": [d.name.lower() for d in study.directions],
-        "objectives": list(METRIC_NAMES),
+        "objectives": [f1, kwh],
         "n_trials": sum(states.values()),
         "states": states,
         "pareto_front": [
             {
                 "trial": int(row.trial),
                 "params": {c.removeprefix("param_"): _plain(row[c]) for c in param_columns},
-                "val_f1": float(row.val_f1),
-                "energy_kwh": float(row.energy_kwh),
+                f1: float(row[f1]),
+                kwh: float(row[kwh]),
             }
             for _, row in front.iterrows()
         ],
@@ -240,5 +256,6 @@ def log_study_report(study: Any, parent_run_id: str) -> None:
         step = len(frame)
         client.log_metric(parent_run_id, "n_trials_complete", float(step), step=step)
         client.log_metric(parent_run_id, "pareto_size", float(frame.pareto.sum()), step=step)
-        client.log_metric(parent_run_id, "front_best_f1", float(frame.val_f1.max()), step=step)
-        client.log_metric(parent_run_id, "front_min_energy_kwh", float(frame.energy_kwh.min()), step=step)
+        f1, kwh = objective_columns(frame)
+        client.log_metric(parent_run_id, "front_best_f1", float(frame[f1].max()), step=step)
+        client.log_metric(parent_run_id, "front_min_energy_kwh", float(frame[kwh].min()), step=step)

@@ -28,7 +28,8 @@ from typing import Any
 
 from sedwatt.config import SedwattConfig, load_config
 from sedwatt.errors import SedwattError
-from sedwatt.search.objectives import METRIC_NAMES, EnergyObjective, F1Objective, objective_values
+from sedwatt.search.aliases import update_aliases
+from sedwatt.search.objectives import EnergyObjective, F1Objective, objective_names, objective_values
 from sedwatt.search.space import SearchSpace, overrides_for
 from sedwatt.search.storage import default_storage, open_storage, quiet_optuna_warnings
 from sedwatt.training.callbacks import Callback
@@ -155,6 +156,7 @@ def study_params(settings: SearchSettings, base: SedwattConfig) -> dict[str, str
     import json
 
     space = settings.space.model_dump(mode="json", exclude_none=True)
+    f1_name, energy_name = objective_names(settings.f1_objective, settings.energy_objective)
     return {
         "study_name": settings.study_name,
         "sampler": settings.sampler,
@@ -163,8 +165,8 @@ def study_params(settings: SearchSettings, base: SedwattConfig) -> dict[str, str
         "space": json.dumps(space, sort_keys=True),
         "epochs": "/".join(str(e) for e in space["epochs"]) if space.get("epochs") else str(base.train.epochs),
         "config_name": base.name,
-        "objective_f1": f"{METRIC_NAMES[0]} ({settings.f1_objective}), maximize",
-        "objective_energy": f"{METRIC_NAMES[1]} ({settings.energy_objective}), minimize",
+        "objective_f1": f"{f1_name} ({settings.f1_objective}), maximize",
+        "objective_energy": f"{energy_name} ({settings.energy_objective}), minimize",
         "energy_stop_beta": "off" if settings.energy_stop_beta is None else str(settings.energy_stop_beta),
     }
 
@@ -208,7 +210,7 @@ def join_study(settings: SearchSettings, base: SedwattConfig, candidate_run_id: 
             study.set_user_attr(runs.PARENT_ATTR, own_run)  # first thing: joiners are waiting for it
             parent = own_run
             with quiet_optuna_warnings():
-                study.set_metric_names(list(METRIC_NAMES))
+                study.set_metric_names(list(objective_names(settings.f1_objective, settings.energy_objective)))
         else:
             parent = runs.wait_for_parent(study, wait_s) or runs.claim_parent(
                 study, storage, own_run, settings.parent_wait_s
@@ -401,6 +403,7 @@ def run_worker(settings: SearchSettings) -> Any:
             log_study_report(study, runs.current_parent(study) or handle.parent_run_id)
         except Exception as exc:  # noqa: BLE001 - the report is refreshed after the next trial anyway
             logger.warning("could not update the study report: %s", exc)
+        update_aliases(study, base.tracking.registered_model_name if base.tracking.log_model else None)
 
     poll_s = float(min(settings.heartbeat_interval, 5))
     try:

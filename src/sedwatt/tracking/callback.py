@@ -17,11 +17,13 @@ What it writes (README "What a training run records"):
   ``train_run`` fills: name = folder, digest = fingerprint, profile = clips per set; see datasets.py);
 - each epoch end: one ``log_batch`` with every numeric metric at step = epoch;
 - train end (also after a failure): tags again (late additions, ``sedwatt.stop_reason``), the
-  curve summary from ``sedwatt.convergence.summarize_curve`` and ``best_epoch`` at step = last
-  epoch, artifacts (``state.info["artifacts"]``, checkpoints, plots/f1_vs_energy.png), and — only
-  when training did not fail — the best checkpoint's student as an MLflow model (pyfunc + PyTorch
-  flavours, registry.py), registered under ``tracking.registered_model_name`` with a version tagged by
-  hardware, best F1, energy, config name and dataset fingerprint, and described (registry.py).
+  curve summary from ``sedwatt.convergence.summarize_curve`` (``max_val_f1``, ``max_val_f1_epoch``, …)
+  and ``best_obj_metric_epoch`` at step = last epoch, artifacts (``state.info["artifacts"]``,
+  checkpoints, plots/f1_vs_energy.png), and — only when training did not fail — the best-obj_metric
+  checkpoint's student as an MLflow model (pyfunc + PyTorch flavours, registry.py), registered under
+  ``tracking.registered_model_name`` with a version tagged by hardware, what it is (``model``,
+  ``checkpoint``, ``checkpoint_epoch``, ``checkpoint_<metric>``), the run's ``run_max_val_f1`` and
+  ``run_energy_total_kwh``, config name and dataset fingerprint, and described (registry.py).
 
 Run *status* is not set here: ``start_tracked_run`` (runs.py) ends the run FINISHED, FAILED or
 KILLED (Ctrl-C), and spools that too when the server is away.
@@ -38,26 +40,13 @@ import math
 from pathlib import Path
 from typing import Any
 
+from sedwatt import names
 from sedwatt.atomic import write_atomic
 from sedwatt.training.callbacks import Callback, RunState
 
 logger = logging.getLogger(__name__)
 
 SPOOL_NAME = "mlflow-spool.jsonl"
-# sedwatt.convergence.CurveSummary field → schema metric name.
-SUMMARY_METRICS: dict[str, str] = {
-    "max_f1": "best_val_f1",
-    "time_s": "train_time_s",
-    "energy_total_kwh": "energy_total_kwh",
-    "wh_per_epoch": "wh_per_epoch",
-    "wh_per_minute": "wh_per_minute",
-    "energy_at_f1_40_kwh": "energy_at_f1_40_kwh",
-    "energy_at_95pct_max_kwh": "energy_at_95pct_max_kwh",
-    "energy_at_max_kwh": "energy_at_max_kwh",
-    "extra_cost_95_to_max": "extra_cost_95_to_max",
-    "savings_stop_at_best": "savings_stop_at_best",
-    "savings_stop_at_95pct": "savings_stop_at_95pct",
-}
 # Extra params taken from state.info (the loop fills them): the README's "params" row.
 INFO_PARAMS = ("batch_size", "batch_synth", "batch_weak", "batch_unlabelled", "seed", "dataset_fingerprint")
 
@@ -107,27 +96,44 @@ def run_params(state: RunState) -> dict[str, str]:
 
 
 def summary_metrics(history: list[dict[str, float]]) -> dict[str, float]:
-    """End-of-run metrics from the per-epoch curve; a target never reached is left out."""
-    f1 = [epoch.get("val_f1") for epoch in history]
+    """End-of-run metrics from the per-epoch curve: ``summarize_curve``'s fields (but ``epochs``), same names.
+
+    Without energy (energy.enabled=false) only what the curve itself says; a target never reached,
+    or a value that cannot be computed, is left out.
+    """
+    f1 = [epoch.get(names.VAL_F1) for epoch in history]
     if not history or any(not isinstance(v, int | float) for v in f1):
         return {}
-    energy = [epoch.get("energy_cum_kwh") for epoch in history]
-    times = [epoch.get("cum_time_s") for epoch in history]
-    if all(isinstance(v, int | float) for v in energy + times):
-        from sedwatt.convergence import summarize_curve
+    from sedwatt.convergence import summarize_curve
 
-        summary = summarize_curve(f1, energy, times)
-        out = {}
-        for field_name, metric in SUMMARY_METRICS.items():
-            value = getattr(summary, field_name, None)
-            if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-                out[metric] = float(value)
-        return out
-    # No energy measured (energy.enabled=false): only what the curve itself says.
-    out = {"best_val_f1": float(max(f1))}
-    if isinstance(times[-1], int | float):
-        out["train_time_s"] = float(times[-1])
-    return out
+    energy = [epoch.get(names.ENERGY_CUM_KWH) for epoch in history]
+    summary = summarize_curve(f1, energy, [epoch.get(names.CUM_TIME_S) for epoch in history])
+    return {
+        key: float(value)
+        for key, value in summary.as_dict().items()
+        if key != "epochs" and isinstance(value, int | float) and math.isfinite(value)
+    }
+
+
+def version_tags_for(state: RunState, summary: dict[str, float]) -> dict[str, str]:
+    """What the registered version is (the student of the best-obj_metric checkpoint, with that epoch's
+    student figures) and, named as the run's, the run's max val_f1 (teacher) and training energy."""
+    tags = {names.VERSION_MODEL: "student", names.VERSION_CHECKPOINT: "best obj_metric"}
+    tags["config_name"] = state.config.name
+    epoch = state.best_obj_metric_epoch
+    if epoch is not None and 1 <= epoch <= len(state.history):
+        tags[names.VERSION_CHECKPOINT_EPOCH] = str(epoch)
+        at_epoch = state.history[epoch - 1]
+        for key in names.VERSION_CHECKPOINT_METRICS:
+            if isinstance(at_epoch.get(key), int | float):
+                tags[names.VERSION_CHECKPOINT_PREFIX + key] = repr(float(at_epoch[key]))
+    for key, tag in ((names.MAX_VAL_F1, names.VERSION_RUN_MAX_VAL_F1),
+                     (names.ENERGY_TOTAL_KWH, names.VERSION_RUN_ENERGY_TOTAL_KWH)):  # fmt: skip
+        if key in summary:
+            tags[tag] = repr(summary[key])
+    if state.info.get("dataset_fingerprint"):
+        tags["dataset_fingerprint"] = str(state.info["dataset_fingerprint"])
+    return tags
 
 
 def artifact_entries(artifacts: dict[str, Any]) -> list[tuple[Path, str | None]]:
@@ -242,8 +248,8 @@ class MLflowCallback(Callback):
         try:
             last_epoch = len(state.history)
             summary = summary_metrics(state.history)
-            if state.best_epoch is not None:
-                summary["best_epoch"] = float(state.best_epoch)
+            if state.best_obj_metric_epoch is not None:
+                summary[names.BEST_OBJ_METRIC_EPOCH] = float(state.best_obj_metric_epoch)
             self.summary = summary
             self.log.submit(batch_op(self.run_id, summary, step=last_epoch, tags=self._tags(state)))
             for local, place in artifact_entries(state.info.get("artifacts") or {}):
@@ -264,7 +270,7 @@ class MLflowCallback(Callback):
         png = plot_f1_vs_energy(
             state.history,
             Path(state.out_dir) / "plots" / "f1_vs_energy.png",
-            best_epoch=state.best_epoch,
+            checkpoint_epoch=state.best_obj_metric_epoch,
             title=f"{state.config.name}: F1 vs energy",
         )
         if png is not None:
@@ -276,15 +282,9 @@ class MLflowCallback(Callback):
 
         model = registry.best_student(state.student, state.best_checkpoint)
         name = state.config.tracking.registered_model_name
-        version_tags = dict(self.hw_tags)
-        for key in ("best_val_f1", "energy_total_kwh"):
-            if key in summary:
-                version_tags[key] = repr(summary[key])
-        version_tags["config_name"] = state.config.name
-        if state.info.get("dataset_fingerprint"):
-            version_tags["dataset_fingerprint"] = str(state.info["dataset_fingerprint"])
+        version_tags = {**self.hw_tags, **version_tags_for(state, summary)}
         requirements = registry.pip_requirements()
-        step = int(state.best_epoch or 0)
+        step = int(state.best_obj_metric_epoch or 0)
         op = {
             "op": "log_model",
             "run_id": self.run_id,

@@ -22,10 +22,14 @@ def has_curve(history: Sequence[dict[str, float]], x_key: str = "energy_cum_kwh"
 def plot_f1_vs_energy(
     history: Sequence[dict[str, float]],
     path: Path,
-    best_epoch: int | None = None,
+    checkpoint_epoch: int | None = None,
     title: str | None = None,
 ) -> Path | None:
-    """PNG of val_f1 (%) vs cumulative energy (Wh); None when the history lacks either curve."""
+    """PNG of val_f1 (%) vs cumulative energy (Wh); None when the history lacks either curve.
+
+    Marks the first epoch reaching the max val_f1 and, when it is another epoch, ``checkpoint_epoch``
+    (the best obj_metric's: the registered student's weights).
+    """
     if not has_curve(history):
         return None
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -38,10 +42,11 @@ def plot_f1_vs_energy(
     ax = fig.add_subplot()
     ax.plot(energy_wh, f1_pct, marker="o", markersize=3, linewidth=1.2, label="validation F1 (teacher)")
     peak = max(range(len(f1_pct)), key=f1_pct.__getitem__)
-    ax.scatter([energy_wh[peak]], [f1_pct[peak]], color="tab:red", zorder=3, label=f"max F1 (epoch {peak + 1})")
-    if best_epoch is not None and 1 <= best_epoch <= len(history) and best_epoch - 1 != peak:
-        i = best_epoch - 1
-        ax.scatter([energy_wh[i]], [f1_pct[i]], color="tab:green", marker="s", zorder=3, label=f"best checkpoint (epoch {best_epoch})")
+    ax.scatter([energy_wh[peak]], [f1_pct[peak]], color="tab:red", zorder=3, label=f"max val_f1 (epoch {peak + 1})")
+    if checkpoint_epoch is not None and 1 <= checkpoint_epoch <= len(history) and checkpoint_epoch - 1 != peak:
+        i = checkpoint_epoch - 1
+        label = f"best obj_metric checkpoint (epoch {checkpoint_epoch})"
+        ax.scatter([energy_wh[i]], [f1_pct[i]], color="tab:green", marker="s", zorder=3, label=label)
     ax.set_xlabel("cumulative energy (Wh)")
     ax.set_ylabel("intersection F1 (%)")
     ax.set_title(title or "F1 vs energy, one point per epoch")

@@ -94,20 +94,25 @@ def _log_model(model: Any, run_id: str, requirements: list[str] | None, step: in
 def version_description(run_id: str) -> str:
     """The version's description: what a teammate needs to pick it, from the run's logged record.
 
-    First line: best F1 and what its training energy is (``describe_energy``); then the config, the
-    data (folder and fingerprint) and the hardware it was trained on. Read from the run's metrics,
-    params and tags, so a version registered later by ``sedwatt sync`` says the same.
+    First line: the run's max val_f1 (teacher) and what its training energy is (``describe_energy``);
+    then which weights the version holds, the config, the data (folder and fingerprint) and the
+    hardware it was trained on. Read from the run's metrics (old names too, names.py), params and
+    tags, so a version registered later by ``sedwatt sync`` says the same.
     """
     import mlflow
 
+    from sedwatt import names
     from sedwatt.energy.provenance import describe_energy
 
     data = mlflow.MlflowClient().get_run(run_id).data
-    metrics, params, tags = data.metrics, data.params, data.tags
-    best = metrics.get("best_val_f1")
-    f1 = f"best val_f1 {best:.3f}; " if best is not None else ""
+    metrics, params, tags = names.with_current_names(data.metrics), data.params, data.tags
+    best = metrics.get(names.MAX_VAL_F1)
+    f1 = f"run max val_f1 {best:.3f} (teacher); " if best is not None else ""
     measured = "energy_total_kwh" in metrics or "energy_cum_kwh" in metrics
     lines = [f"{f1}training energy {describe_energy(metrics, tags) if measured else 'not measured'}"]
+    epoch = metrics.get(names.BEST_OBJ_METRIC_EPOCH)
+    if epoch is not None:
+        lines.append(f"model: the student of epoch {int(epoch)}, the best obj_metric checkpoint")
     if "config_name" in params:
         folder = Path(tags["sedwatt.data"]).name if tags.get("sedwatt.data") else None
         fingerprint = params.get("dataset_fingerprint")

@@ -107,7 +107,7 @@ EXPERIMENT_NOTE = (
     "every epoch.\n\n"
     "- Open a run, tab **Model metrics**: `val_f1` (teacher intersection F1, the paper's figure) and "
     "`energy_cum_kwh` (energy so far), both with step = epoch; `energy_kwh` is each epoch's energy.\n"
-    "- End-of-run figures: `best_val_f1`, `energy_total_kwh`, `energy_at_95pct_max_kwh`; the run's tags "
+    "- End-of-run figures: `max_val_f1`, `energy_total_kwh`, `energy_at_95pct_max_kwh`; the run's tags "
     "`energy.*` say how each energy figure was measured (a reading or an estimate).\n"
     "- Compare runs: select them, **Compare**, or `sedwatt analyze --experiment NAME --out DIR` for the paper's "
     "tables and plots.\n"

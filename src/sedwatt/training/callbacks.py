@@ -38,7 +38,7 @@ class RunState:
     step: int = 0  # optimizer steps done
     steps_per_epoch: int = 0
     history: list[dict[str, float]] = field(default_factory=list)  # one dict per finished epoch
-    best_epoch: int | None = None
+    best_obj_metric_epoch: int | None = None  # the epoch of checkpoints/best.pt (not the max val_f1's)
     best_obj_metric: float | None = None
     stop_reason: str | None = None
     resumed_from_epoch: int = 0  # > 0 when this process continued a killed run

@@ -150,7 +150,7 @@ class Trainer:
             "teacher": self.teacher.state_dict(),
             "trainer": self.step_fn.state_dict(),
             "history": s.history,
-            "best_epoch": s.best_epoch,
+            "best_obj_metric_epoch": s.best_obj_metric_epoch,
             "best_obj_metric": s.best_obj_metric,
             "stop_reason": s.stop_reason,
             "sampler": {"epoch": s.epoch, "steps_done": self.step_fn.step},
@@ -171,7 +171,8 @@ class Trainer:
         s.epoch = s.resumed_from_epoch = int(payload["epoch"])
         s.step = self.step_fn.step
         s.history = list(payload["history"])
-        s.best_epoch = payload["best_epoch"]
+        # "best_epoch": checkpoints written before the rename (names.py)
+        s.best_obj_metric_epoch = payload.get("best_obj_metric_epoch", payload.get("best_epoch"))
         s.best_obj_metric = payload["best_obj_metric"]
         restore_rng_states(payload["rng"])
         self.callbacks.load_state_dict(payload["callbacks"])
@@ -228,7 +229,7 @@ class Trainer:
                 s.history.append(metrics)
                 improved = s.best_obj_metric is None or val["obj_metric"] > s.best_obj_metric
                 if improved:
-                    s.best_obj_metric, s.best_epoch = val["obj_metric"], epoch
+                    s.best_obj_metric, s.best_obj_metric_epoch = val["obj_metric"], epoch
                 self.callbacks.on_epoch_end(s, metrics)
                 self._report(epoch, metrics)
                 payload = self._payload()
@@ -252,6 +253,7 @@ class Trainer:
         notes = "".join(f"  {text}" for text in (self.state.info.get("epoch_report") or {}).values())
         tqdm.write(
             f"epoch {epoch:>3}/{self.config.train.epochs}  loss {m['train_loss']:.4f}  "
-            f"val_f1 {m['val_f1']:.3f}  f1@0.5 {m['val_f1_05']:.3f}  weak_f1 {m['val_weak_f1']:.3f}  "
+            f"val_f1 {m['val_f1']:.3f}  student f1@0.5 {m['val_f1_05_student']:.3f}  "
+            f"student weak_f1 {m['val_weak_f1_student']:.3f}  "
             f"obj {m['obj_metric']:.3f}  {m['epoch_s']:.1f}s{notes}"
         )

@@ -1,9 +1,9 @@
 """Per-epoch validation: synthetic validation (intersection F1) and the weak hold-out (weak F1).
 
 Both models run in eval mode. Strong outputs are decoded once per model at the threshold (0.5, median
-filter 7) and scored at the paper's DTC/GTC (0.7/0.7 → ``val_f1``, the teacher's) and at the recipe's
-checkpoint criteria (0.5/0.5). ``obj_metric`` is the recipe's checkpoint metric: student weak macro F1
-+ student intersection F1 at 0.5/0.5.
+filter 7) and scored at the paper's DTC/GTC (0.7/0.7 → ``val_f1``, the teacher's; ``val_f1_student``) and at
+the recipe's checkpoint criteria (0.5/0.5 → ``val_f1_05_student``, ``val_f1_05_teacher``). ``obj_metric`` is the
+recipe's checkpoint metric: ``val_weak_f1_student`` + ``val_f1_05_student`` (names.py says which name is which).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from sedwatt import names
 from sedwatt.config import SedwattConfig
 from sedwatt.data.datasets import ClipDataset, TrainingData
 from sedwatt.features import log_normalise
@@ -97,16 +98,16 @@ class Validator:
         (s_strong, _), (t_strong, _) = predict([student, teacher], self.data.synth_val, self.config, self.device)
         s_events, t_events = self._decode(s_strong), self._decode(t_strong)
         metrics = {
-            "val_f1": self._f1(t_events, v.dtc, v.gtc),
-            "val_f1_student": self._f1(s_events, v.dtc, v.gtc),
-            "val_f1_05": self._f1(s_events, v.checkpoint_dtc, v.checkpoint_gtc),
-            "val_f1_05_teacher": self._f1(t_events, v.checkpoint_dtc, v.checkpoint_gtc),
+            names.VAL_F1: self._f1(t_events, v.dtc, v.gtc),
+            names.VAL_F1_STUDENT: self._f1(s_events, v.dtc, v.gtc),
+            names.VAL_F1_05_STUDENT: self._f1(s_events, v.checkpoint_dtc, v.checkpoint_gtc),
+            names.VAL_F1_05_TEACHER: self._f1(t_events, v.checkpoint_dtc, v.checkpoint_gtc),
         }
         if len(self.data.weak_val):
             (_, s_weak), (_, t_weak) = predict([student, teacher], self.data.weak_val, self.config, self.device)
-            metrics["val_weak_f1"] = float(weak_f1(s_weak, self.weak_truth, threshold=v.threshold)[0])
-            metrics["val_weak_f1_teacher"] = float(weak_f1(t_weak, self.weak_truth, threshold=v.threshold)[0])
+            metrics[names.VAL_WEAK_F1_STUDENT] = float(weak_f1(s_weak, self.weak_truth, threshold=v.threshold)[0])
+            metrics[names.VAL_WEAK_F1_TEACHER] = float(weak_f1(t_weak, self.weak_truth, threshold=v.threshold)[0])
         else:
-            metrics["val_weak_f1"] = 0.0
-        metrics["obj_metric"] = metrics["val_weak_f1"] + metrics["val_f1_05"]
+            metrics[names.VAL_WEAK_F1_STUDENT] = 0.0
+        metrics[names.OBJ_METRIC] = metrics[names.VAL_WEAK_F1_STUDENT] + metrics[names.VAL_F1_05_STUDENT]
         return metrics
