@@ -8,7 +8,8 @@ import socket
 import pytest
 import torch
 
-from sedwatt.hardware import HW_TAG_KEYS, cpu_model_name, hardware_tags, used_cuda_index
+from sedwatt.errors import SedwattError
+from sedwatt.hardware import HW_TAG_KEYS, cpu_model_name, hardware_tags, resolve_device, used_cuda_index
 
 
 def test_keys_and_types():
@@ -35,6 +36,14 @@ def test_cpu_device_means_no_gpu_even_where_one_exists():
     tags = hardware_tags(device="cpu")
     assert (tags["hw.gpu_model"], tags["hw.gpu_count"], tags["hw.cuda"]) == ("none", "0", "none")
     assert used_cuda_index("cpu") is None
+
+
+def test_resolve_device_reads_train_device_as_training_and_evaluation_do():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(SedwattError, match="train.device=cuda:1: CUDA is not available"):
+            resolve_device("cuda:1")
 
 
 def test_cpu_model_from_proc_cpuinfo(tmp_path):

@@ -130,7 +130,9 @@ def test_run_params_hold_the_schema_extras(tmp_path):
     from sedwatt.training.callbacks import RunState
 
     config = tiny_config(tmp_path, overrides=("train.batch_size=24",))
-    state = RunState(config=config, out_dir=tmp_path, info={"dataset_fingerprint": "abc"})
+    from sedwatt.training.loop import run_info
+
+    state = RunState(config=config, out_dir=tmp_path, info=run_info(config, "abc", torch.device("cpu"), 3))
     params = run_params(state)
     assert params["train.batch_size"] == "24" and params["batch_size"] == "24"
     assert (params["batch_synth"], params["batch_weak"], params["batch_unlabelled"]) == ("6", "6", "12")
@@ -306,3 +308,17 @@ def test_nested_trial_run_gets_its_own_records(tracking, tmp_path):
     assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert child.data.tags["sedwatt.kind"] == "train"
     assert "val_f1" in child.data.metrics and "val_f1" not in client.get_run(parent.info.run_id).data.metrics
+
+
+def test_a_new_run_under_mlflow_run_leaves_the_project_run_alone(tracking, monkeypatch):
+    """Calibration under ``mlflow run``: its own run, while MLFLOW_RUN_ID still names the project's."""
+    exp_id = ensure_experiment("tracking-test")
+    project = mlflow.MlflowClient(tracking).create_run(exp_id).info.run_id
+    monkeypatch.setenv("MLFLOW_RUN_ID", project)
+    with start_tracked_run(experiment_id=exp_id, run_name="own", resume_project_run=False) as run:
+        assert run.info.run_id != project and os.environ["MLFLOW_RUN_ID"] == project
+    monkeypatch.setenv("MLFLOW_RUN_ID", project)  # (MLflow's end_run unsets it)
+    with start_tracked_run() as resumed:  # the default resumes the project's run, as mlflow.start_run does
+        assert resumed.info.run_id == project
+    client = mlflow.MlflowClient(tracking)
+    assert client.get_run(run.info.run_id).info.status == "FINISHED" and client.get_run(run.info.run_id).info.run_name == "own"

@@ -289,6 +289,13 @@ class SedwattConfig(_Section):
         """Flattened ``a.b = value`` view, as logged to MLflow params."""
         return flatten(self.model_dump(mode="json"))
 
+    def to_yaml(self) -> str:
+        """The resolved config as YAML in field order: every run's, model's and evaluation's ``config.yaml``.
+
+        ``load_config`` reads it back to an equal config.
+        """
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
     out: dict[str, str] = {}

@@ -108,6 +108,23 @@ def gpu_tags(device: Any = None) -> dict[str, str]:
         return {"hw.gpu_model": UNKNOWN, "hw.gpu_count": UNKNOWN, "hw.cuda": cuda}
 
 
+def resolve_device(name: str) -> Any:
+    """``train.device`` as a ``torch.device`` ("auto" = CUDA when present), for training and evaluation alike.
+
+    A CUDA device on a machine without CUDA is a ``SedwattError`` naming the setting.
+    """
+    import torch
+
+    from sedwatt.errors import SedwattError
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SedwattError(f"train.device={name}: CUDA is not available on this machine")
+    return device
+
+
 def hardware_tags(device: Any = None) -> dict[str, str]:
     """The ``hw.*`` tags of the run schema for a run on ``device``, every value a string.
 

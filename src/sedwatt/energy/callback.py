@@ -24,6 +24,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from sedwatt import names
 from sedwatt.atomic import write_atomic
 from sedwatt.config import EnergyConfig
 from sedwatt.energy.attribution import ATTRIBUTION_MACHINE, ATTRIBUTION_PROCESS, attribute
@@ -35,7 +36,7 @@ from sedwatt.training.callbacks import Callback, RunState
 logger = logging.getLogger(__name__)
 
 PREDICT_AFTER_EPOCHS = (1, 3)  # CarbonTracker-style linear extrapolation points
-CUMULATIVE_KEYS = ("energy_kwh", "cpu_energy_kwh", "gpu_energy_kwh", "ram_energy_kwh", "emissions_kg")
+CUMULATIVE_KEYS = names.ENERGY_TERMS  # Segment fields of those names, summed over epochs
 CSV_COLUMNS = (
     "epoch",
     "complete",
@@ -119,8 +120,6 @@ class EnergyCallback(Callback):
 
     # -- hooks ----------------------------------------------------------------------------------
     def on_train_start(self, state: RunState) -> None:
-        if not self.config.enabled:
-            return
         self.session_index += 1
         self.session = EnergySession(
             self.config,
@@ -145,24 +144,20 @@ class EnergyCallback(Callback):
         if self.session is None or not self.session.active:
             return
         segment = self.session.stop_segment()
-        for key, value in (
-            ("energy_kwh", segment.energy_kwh),
-            ("cpu_energy_kwh", segment.cpu_energy_kwh),
-            ("gpu_energy_kwh", segment.gpu_energy_kwh),
-            ("ram_energy_kwh", segment.ram_energy_kwh),
-            ("emissions_kg", segment.emissions_kg),
-        ):
+        for key in CUMULATIVE_KEYS:
+            value = getattr(segment, key)
             self.cumulative[key] += value
             metrics[key] = value
-        metrics["energy_cum_kwh"] = self.cumulative["energy_kwh"]
-        for key in ("cpu", "gpu", "ram"):
-            metrics[f"{key}_energy_cum_kwh"] = self.cumulative[f"{key}_energy_kwh"]
-        metrics["energy_machine_kwh"] = segment.machine_energy_kwh
-        metrics["energy_process_cpu_share"] = segment.process_cpu_share
+        metrics[names.ENERGY_CUM_KWH] = self.cumulative[names.ENERGY_KWH]
+        for key, cumulative_key in names.COMPONENT_CUM_KWH.items():
+            metrics[cumulative_key] = self.cumulative[key]
+        metrics[names.ENERGY_MACHINE_KWH] = segment.machine_energy_kwh
+        metrics[names.ENERGY_PROCESS_CPU_SHARE] = segment.process_cpu_share
         if self.session.gpu_plan.processes is not None:
-            metrics["energy_gpu_processes"] = float(segment.gpu_processes)
+            metrics[names.ENERGY_GPU_PROCESSES] = float(segment.gpu_processes)
         if state.epoch in PREDICT_AFTER_EPOCHS and state.epoch > 0:
-            metrics["energy_pred_total_kwh"] = self.cumulative["energy_kwh"] / state.epoch * self.total_epochs
+            spent = self.cumulative[names.ENERGY_KWH]
+            metrics[names.ENERGY_PRED_TOTAL_KWH] = spent / state.epoch * self.total_epochs
         self._record(segment, state.epoch, complete=True)
         self._write_csv()
         self._flag_sharing(state, segment)
@@ -261,7 +256,7 @@ class EnergyCallback(Callback):
             "complete": int(complete),
             **{k: v for k, v in segment.as_dict().items() if k != "name"},
             "process_energy_kwh": as_process.total_kwh,
-            "energy_cum_kwh": self.cumulative["energy_kwh"] if complete else "",
+            names.ENERGY_CUM_KWH: self.cumulative[names.ENERGY_KWH] if complete else "",
             "cpu_method": tags.get("energy.cpu_method", ""),
             "gpu_method": tags.get("energy.gpu_method", ""),
             "ram_method": tags.get("energy.ram_method", ""),

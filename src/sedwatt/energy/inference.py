@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sedwatt import names
 from sedwatt.config import EnergyConfig
 from sedwatt.energy.nvml import GpuPlan
 from sedwatt.energy.tracker import EnergySession
@@ -19,7 +20,10 @@ from sedwatt.energy.tracker import EnergySession
 
 @dataclass
 class EnergyMeasurement:
-    """Filled in when the ``measure_energy`` block exits; ``measured`` is False when disabled."""
+    """Filled in when the ``measure_energy`` block exits; ``measured`` is False when disabled.
+
+    The energy fields are named as ``sedwatt.names.ENERGY_TERMS`` (and ``Segment``'s): the metrics' names.
+    """
 
     name: str
     measured: bool = False
@@ -37,15 +41,8 @@ class EnergyMeasurement:
         """The measured totals as MLflow metrics (nothing when not measured)."""
         if not self.measured:
             return {}
-        values = {
-            "energy_kwh": self.energy_kwh,
-            "cpu_energy_kwh": self.cpu_energy_kwh,
-            "gpu_energy_kwh": self.gpu_energy_kwh,
-            "ram_energy_kwh": self.ram_energy_kwh,
-            "emissions_kg": self.emissions_kg,
-            "duration_s": self.duration_s,
-            "process_cpu_share": self.process_cpu_share,
-        }
+        keys = (*names.ENERGY_TERMS, "duration_s", "process_cpu_share")
+        values = {key: getattr(self, key) for key in keys}
         return {f"{prefix}{key}": float(value) for key, value in values.items() if value is not None}
 
 
@@ -78,12 +75,7 @@ def measure_energy(
             if session.active:
                 segment = session.stop_segment()
                 result.measured = True
-                result.duration_s = segment.duration_s
-                result.energy_kwh = segment.energy_kwh
-                result.cpu_energy_kwh = segment.cpu_energy_kwh
-                result.gpu_energy_kwh = segment.gpu_energy_kwh
-                result.ram_energy_kwh = segment.ram_energy_kwh
-                result.emissions_kg = segment.emissions_kg
-                result.process_cpu_share = segment.process_cpu_share
+                for key in (*names.ENERGY_TERMS, "duration_s", "process_cpu_share"):
+                    setattr(result, key, getattr(segment, key))
         finally:
             result.files = session.close()

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from sedwatt import names
 from sedwatt.energy import codecarbon_adapter as cc
 from sedwatt.errors import SedwattError
 
@@ -210,19 +211,24 @@ def describe_energy(
     of the machine's CPU and RAM by CPU time)``. ``short`` gives only the total and its kind, for the
     per-epoch console line.
     """
-    suffix = "_energy_kwh" if epoch else "_energy_cum_kwh"
-    total = _number(values, "energy_kwh") if epoch else _number(values, "energy_total_kwh", "energy_cum_kwh")
+    if epoch:
+        total = _number(values, names.ENERGY_KWH)
+        keys = {"CPU": names.CPU_ENERGY_KWH, "RAM": names.RAM_ENERGY_KWH, "GPU": names.GPU_ENERGY_KWH}
+    else:
+        total = _number(values, names.ENERGY_TOTAL_KWH, names.ENERGY_CUM_KWH)
+        keys = {label: names.COMPONENT_CUM_KWH[key] for label, key in
+                (("CPU", names.CPU_ENERGY_KWH), ("RAM", names.RAM_ENERGY_KWH), ("GPU", names.GPU_ENERGY_KWH))}  # fmt: skip
     if total is None:
         return "energy not measured"
     terms = [
-        ("CPU", cpu_method_label(tags), _number(values, f"cpu{suffix}")),
-        ("RAM", ram_method_label(tags), _number(values, f"ram{suffix}")),
-        ("GPU", gpu_method_label(tags), _number(values, f"gpu{suffix}")),
+        ("CPU", cpu_method_label(tags), _number(values, keys["CPU"])),
+        ("RAM", ram_method_label(tags), _number(values, keys["RAM"])),
+        ("GPU", gpu_method_label(tags), _number(values, keys["GPU"])),
     ]
     kinds = {label[1] for _, label, _ in terms if label is not None}
     kind = "measured" if kinds == {READING} else "estimate" if kinds == {ESTIMATE} else "partly estimated"
     attribution = tags.get("energy.attribution", "machine")
-    share = _number(values, "energy_process_cpu_share")
+    share = _number(values, names.ENERGY_PROCESS_CPU_SHARE)
     if short:
         if attribution == "process-cpu-share":
             scope = f"process share {share:.2f}" if share is not None else "process share"

@@ -111,7 +111,8 @@ class Segment:
     """The energy of one measured span (kWh, W, %, s); powers are averages over the span.
 
     ``energy_kwh`` and its CPU/GPU/RAM terms are what the job is charged (``attribution``);
-    ``machine_*`` are the whole machine's figures they come from.
+    ``machine_*`` are the whole machine's figures they come from. The charged fields are named as the
+    metrics (``sedwatt.names.ENERGY_TERMS``): the callbacks copy them by those names.
     """
 
     name: str

@@ -211,11 +211,9 @@ def calibrate(
     report: Any = print,
 ) -> CalibrationOutcome:
     """Measure the reference model's dev-test pass ``repeats`` times and record a calibration run."""
-    import yaml
-
-    from sedwatt.evaluation.devtest import load_devtest, resolve_device, run_devtest
+    from sedwatt.evaluation.devtest import load_devtest, run_devtest
     from sedwatt.evaluation.runs import check_out_dir, open_run, output_folder
-    from sedwatt.hardware import hardware_tags
+    from sedwatt.hardware import hardware_tags, resolve_device
     from sedwatt.tracking import configure_tracking, ensure_experiment
 
     configure_tracking()
@@ -223,7 +221,7 @@ def calibrate(
     _check_inputs(published_kwh, repeats, checkpoint, config)
     out_dir = check_out_dir(out)
     devset = load_devtest(data, config)
-    device = resolve_device(config)
+    device = resolve_device(config.train.device)
     model = reference_model(config, seed, checkpoint).to(device)
     hw = hardware_tags(device)
     weights = weights_label(seed, checkpoint)
@@ -260,7 +258,7 @@ def calibrate(
             record.log_metrics(metrics)
             for step, value in enumerate(energies, start=1):
                 record.log_metrics({f"{REF_METRIC}_repeat": value}, step=step)
-            record.log_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), "config.yaml")
+            record.log_text(config.to_yaml(), "config.yaml")
             for i, result in enumerate(results, start=1):
                 for path in result.energy.files:
                     record.log_artifact(path, f"energy/repeat_{i}")

@@ -194,10 +194,3 @@ def run_devtest(
     per_class_file = out_dir / PER_CLASS_FILE
     per_class_file.write_text(json.dumps(json_safe(scores.per_class), indent=2, sort_keys=True))
     return DevtestResult(scores=scores, energy=energy, out_dir=out_dir, files=[per_class_file, *energy.files])
-
-
-def resolve_device(config: SedwattConfig) -> torch.device:
-    """``train.device`` as the trainer reads it ("auto" = CUDA when present)."""
-    from sedwatt.training.loop import resolve_device as trainer_device
-
-    return trainer_device(config.train.device)

@@ -73,13 +73,11 @@ def evaluate(
     run_name: str | None = None,
 ) -> EvaluationOutcome:
     """See the module docstring; returns what was logged."""
-    import yaml
-
     from sedwatt.evaluation.calibration import find_calibration
-    from sedwatt.evaluation.devtest import load_devtest, resolve_device, run_devtest
+    from sedwatt.evaluation.devtest import load_devtest, run_devtest
     from sedwatt.evaluation.model_source import load_model, resolve_model_uri, training_config
     from sedwatt.evaluation.runs import check_out_dir, open_run, output_folder
-    from sedwatt.hardware import hardware_tags
+    from sedwatt.hardware import hardware_tags, resolve_device
     from sedwatt.tracking import configure_tracking
 
     configure_tracking()
@@ -87,7 +85,7 @@ def evaluate(
     config = training_config(source, config_path, overrides)
     out_dir = check_out_dir(out)
     devset = load_devtest(data, config)
-    device = resolve_device(config)
+    device = resolve_device(config.train.device)
     model = load_model(source, device)
     hw = hardware_tags(device)
 
@@ -142,7 +140,7 @@ def evaluate(
             record.set_tags(tags)
             record.log_params(params)
             record.log_metrics(metrics)
-            record.log_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), "config.yaml")
+            record.log_text(config.to_yaml(), "config.yaml")
             record.log_artifact(work / PER_CLASS_FILE)
             record.log_artifact(work / OPERATING_POINTS_DIR, OPERATING_POINTS_DIR)
             for path in result.energy.files:

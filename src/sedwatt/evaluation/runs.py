@@ -145,30 +145,19 @@ def open_run(
     def spool(run_id: str) -> Path:
         return spool_path_for(root / run_id)
 
-    project_run = os.environ.get("MLFLOW_RUN_ID")
-    if project_run and resume_project_run:
-        with start_tracked_run(run_id=project_run, spool_path=spool) as run:
-            recorder = RunRecorder(run, spool(run.info.run_id))
-            try:
-                yield recorder
-            finally:
-                recorder.close()
-        return
-    kwargs: dict[str, Any] = {"experiment_id": experiment_id, "run_name": run_name}
-    if parent_run_id:
-        kwargs["parent_run_id"] = parent_run_id
-    saved = os.environ.pop("MLFLOW_RUN_ID", None)  # start_run would otherwise resume that run
-    try:
-        tracked = start_tracked_run(spool_path=spool, **kwargs)
-        run = tracked.__enter__()
-    finally:
-        if saved is not None:
-            os.environ["MLFLOW_RUN_ID"] = saved
-    with contextlib.ExitStack() as stack:
-        stack.push(tracked)  # ends the run with the right status, whatever happens below
+    project_run = os.environ.get("MLFLOW_RUN_ID") if resume_project_run else None
+    kwargs: dict[str, Any] = {"run_id": project_run}
+    if not project_run:
+        kwargs = {"experiment_id": experiment_id, "run_name": run_name}
+        if parent_run_id:
+            kwargs["parent_run_id"] = parent_run_id
+    # The run ends with its status after the recorder closed: queued records go first.
+    with start_tracked_run(spool_path=spool, resume_project_run=resume_project_run, **kwargs) as run:
         recorder = RunRecorder(run, spool(run.info.run_id))
-        stack.callback(recorder.close)  # before the status: queued records go first
-        yield recorder
+        try:
+            yield recorder
+        finally:
+            recorder.close()
 
 
 def finite(metrics: dict[str, float | None]) -> dict[str, float]:

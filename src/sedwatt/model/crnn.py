@@ -16,52 +16,40 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sedwatt.config import SedwattConfig
+from sedwatt.config import ModelConfig, SedwattConfig
 from sedwatt.errors import SedwattError
 from sedwatt.model.blocks import ConvBlock
 from sedwatt.model.dropout import Dropout
 
 
 class CRNN(nn.Module):
-    def __init__(
-        self,
-        n_mels: int = 128,
-        n_classes: int = 10,
-        channels: tuple[int, ...] = (16, 32, 64, 128, 128, 128, 128),
-        kernel_size: int = 3,
-        pools: tuple[tuple[int, int], ...] = ((2, 2), (2, 2), (1, 2), (1, 2), (1, 2), (1, 2), (1, 2)),
-        conv_dropout: float = 0.5,
-        bn_eps: float = 1e-3,
-        bn_momentum: float = 0.99,
-        rnn_hidden: int = 128,
-        rnn_layers: int = 2,
-        rnn_dropout: float = 0.0,
-        head_dropout: float = 0.5,
-        fast_dropout: bool = False,
-        channels_last: bool = False,
-    ) -> None:
+    """The CRNN of ``model`` (sizes, dropouts, layouts: ``ModelConfig``, whose defaults are the recipe's) for
+    log-mels of ``n_mels`` bands."""
+
+    def __init__(self, model: ModelConfig, n_mels: int) -> None:
         super().__init__()
-        if len(channels) != len(pools):
-            raise ValueError(f"{len(channels)} channel sizes but {len(pools)} pools")
+        m = model
+        pools = [(int(t), int(f)) for t, f in m.pools]
+        if len(m.channels) != len(pools):
+            raise ValueError(f"{len(m.channels)} channel sizes but {len(pools)} pools")
         blocks = []
         c_in, freq = 1, n_mels
-        for c_out, pool in zip(channels, pools, strict=True):
-            blocks.append(ConvBlock(c_in, c_out, kernel_size, pool, conv_dropout, fast_dropout, bn_eps, bn_momentum))
+        for c_out, pool in zip(m.channels, pools, strict=True):
+            block = ConvBlock(c_in, c_out, m.kernel_size, pool, m.conv_dropout, m.fast_dropout, m.bn_eps, m.bn_momentum)
+            blocks.append(block)
             c_in, freq = c_out, freq // pool[1]
         if freq < 1:
-            raise ValueError(f"{n_mels} mel bands are pooled below one frequency bin by pools {list(pools)}")
+            raise ValueError(f"{n_mels} mel bands are pooled below one frequency bin by pools {pools}")
         self.cnn = nn.Sequential(*blocks)
         self.rnn = nn.GRU(
-            c_in * freq, rnn_hidden, num_layers=rnn_layers, bidirectional=True, batch_first=True, dropout=rnn_dropout
-        )
-        self.dropout = Dropout(head_dropout, fast_dropout)
-        self.dense = nn.Linear(2 * rnn_hidden, n_classes)
-        self.dense_softmax = nn.Linear(2 * rnn_hidden, n_classes)
-        self.time_pooling = 1
-        for t, _ in pools:
-            self.time_pooling *= t
-        self.channels_last = channels_last
-        if channels_last:
+            c_in * freq, m.rnn_hidden, num_layers=m.rnn_layers, bidirectional=True, batch_first=True,
+            dropout=m.rnn_dropout,
+        )  # fmt: skip
+        self.dropout = Dropout(m.head_dropout, m.fast_dropout)
+        self.dense = nn.Linear(2 * m.rnn_hidden, m.n_classes)
+        self.dense_softmax = nn.Linear(2 * m.rnn_hidden, m.n_classes)
+        self.channels_last = m.channels_last
+        if m.channels_last:
             self.cnn.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -81,24 +69,8 @@ class CRNN(nn.Module):
 
 def build_crnn(config: SedwattConfig) -> CRNN:
     """The CRNN of ``config`` (model section + ``features.n_mels``), PyTorch's default initialisation."""
-    m = config.model
     try:
-        return CRNN(
-            n_mels=config.features.n_mels,
-            n_classes=m.n_classes,
-            channels=tuple(m.channels),
-            kernel_size=m.kernel_size,
-            pools=tuple((int(t), int(f)) for t, f in m.pools),
-            conv_dropout=m.conv_dropout,
-            bn_eps=m.bn_eps,
-            bn_momentum=m.bn_momentum,
-            rnn_hidden=m.rnn_hidden,
-            rnn_layers=m.rnn_layers,
-            rnn_dropout=m.rnn_dropout,
-            head_dropout=m.head_dropout,
-            fast_dropout=m.fast_dropout,
-            channels_last=m.channels_last,
-        )
+        return CRNN(config.model, config.features.n_mels)
     except ValueError as exc:
         raise SedwattError(f"config {config.name}: model: {exc}") from None
 

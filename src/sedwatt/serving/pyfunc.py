@@ -148,7 +148,6 @@ def save_model(
     """
     import mlflow.pytorch
     import torch
-    import yaml
     from mlflow.models import Model
 
     from sedwatt.evaluation.model_source import quiet_downloads
@@ -166,9 +165,7 @@ def save_model(
                 f"config {config.name}: the model's weights do not fit its CRNN ({str(exc).splitlines()[0]})"
             ) from None
         torch.save(state, work / "state_dict.pt")
-        (work / "config.yaml").write_text(
-            yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), encoding="utf-8"
-        )
+        (work / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
         (work / CODE_FILE).write_text(MODEL_CODE, encoding="utf-8")
         # MLflow "downloads" the two local artifacts with a progress bar, and asks for an input example,
         # which would have to be an audio file: the signature says what the input is.

@@ -47,7 +47,7 @@ from sedwatt.training.callbacks import Callback, RunState
 logger = logging.getLogger(__name__)
 
 SPOOL_NAME = "mlflow-spool.jsonl"
-# Extra params taken from state.info (the loop fills them): the README's "params" row.
+# Params taken from state.info, where the Trainer puts them (training/loop.py ``run_info``).
 INFO_PARAMS = ("batch_size", "batch_synth", "batch_weak", "batch_unlabelled", "seed", "dataset_fingerprint")
 
 
@@ -60,13 +60,6 @@ def training_failed(stop_reason: str | None) -> bool:
     return bool(stop_reason) and stop_reason.startswith(("failed", "interrupted"))
 
 
-def hardware_tags(device: str | None = None) -> dict[str, str]:
-    """The hw.* fingerprint of the device this run trains on (a CPU run on a GPU machine says so)."""
-    from sedwatt.hardware import hardware_tags as probe
-
-    return {key: str(value) for key, value in probe(device).items()}
-
-
 def numeric_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     return {
         key: float(value)
@@ -76,22 +69,11 @@ def numeric_metrics(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def run_params(state: RunState) -> dict[str, str]:
-    """The README's "params" row: the flattened config plus the run-level values."""
-    config = state.config
-    params = dict(config.flat())
-    synth, weak, unlabelled = config.train.batch_split
-    defaults = {
-        "batch_size": config.train.batch_size,
-        "batch_synth": synth,
-        "batch_weak": weak,
-        "batch_unlabelled": unlabelled,
-        "seed": config.train.seed,
-    }
-    for key in INFO_PARAMS:
-        value = state.info.get(key, defaults.get(key))
-        if value is not None:
-            params[key] = str(value)
-    params["config_name"] = config.name
+    """The README's params: the flattened config, the run-level values the trainer put in ``state.info``
+    (``INFO_PARAMS``: batch split, seed, dataset fingerprint) and the config's name."""
+    params = dict(state.config.flat())
+    params.update({key: str(state.info[key]) for key in INFO_PARAMS if state.info.get(key) is not None})
+    params["config_name"] = state.config.name
     return params
 
 
@@ -209,15 +191,12 @@ class MLflowCallback(Callback):
             retry_interval_s=self.retry_interval_s,
             client=self.client,
         )
-        self.hw_tags = hardware_tags(state.config.train.device)
+        from sedwatt.hardware import hardware_tags
+
+        self.hw_tags = hardware_tags(state.config.train.device)  # the device it trains on: a CPU run says so
         self.log.submit(params_op(self.run_id, run_params(state)))
         self.log.submit(batch_op(self.run_id, tags=self._tags(state)))
-        import yaml
-
-        config_file = write_atomic(
-            Path(state.out_dir) / "tracking" / "config.yaml",
-            yaml.safe_dump(state.config.model_dump(mode="json"), sort_keys=False),
-        )
+        config_file = write_atomic(Path(state.out_dir) / "tracking" / "config.yaml", state.config.to_yaml())
         self._artifact(config_file, None)
         self._log_dataset(state)
 

@@ -83,21 +83,32 @@ def write_denied(start_run_kwargs: dict[str, Any]) -> str:
 
 @contextlib.contextmanager
 def start_tracked_run(
-    *, spool_path: Path | Callable[[str], Path] | None = None, **start_run_kwargs: Any
+    *,
+    spool_path: Path | Callable[[str], Path] | None = None,
+    resume_project_run: bool = True,
+    **start_run_kwargs: Any,
 ) -> Iterator[Any]:
     """``with start_tracked_run(experiment_id=…, run_name=…, nested=…) as run:`` — see module docstring.
 
     ``spool_path`` may be a function of the run id, for spools that live in a per-run folder.
+    ``resume_project_run=False``: a new run even under ``mlflow run`` (``MLFLOW_RUN_ID`` is ignored
+    while the run starts, and left as it was for what follows).
     """
+    import os
+
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    project_run = None if resume_project_run else os.environ.pop("MLFLOW_RUN_ID", None)
     try:
         run = mlflow.start_run(**start_run_kwargs)
     except MlflowException as exc:
         if exc.error_code == "PERMISSION_DENIED":
             raise SedwattError(write_denied(start_run_kwargs)) from None
         raise
+    finally:
+        if project_run is not None:
+            os.environ["MLFLOW_RUN_ID"] = project_run
     if callable(spool_path):
         spool_path = spool_path(run.info.run_id)
     status = "FINISHED"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sedwatt import names
 from sedwatt.config import TrainConfig
 from sedwatt.training.callbacks import Callback, RunState
 
@@ -64,13 +65,13 @@ def energy_rule(
 
     Reads each epoch's ``energy_kwh``; silent while the latest epoch has none (energy not measured).
     """
-    if not history or "energy_kwh" not in history[-1]:
+    if not history or names.ENERGY_KWH not in history[-1]:
         return None
     gain = _best_gain([h[monitor] for h in history], window)
     if gain is None:
         return None
     before, now = gain
-    spent = sum(h.get("energy_kwh", 0.0) for h in history[-window:])
+    spent = sum(h.get(names.ENERGY_KWH, 0.0) for h in history[-window:])
     if before <= 0 or spent <= 0:
         return None
     rate = (now - before) / before / spent

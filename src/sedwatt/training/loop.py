@@ -12,6 +12,7 @@ import copy
 import random
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,21 +23,13 @@ from sedwatt.config import SedwattConfig
 from sedwatt.data.datasets import TrainingData
 from sedwatt.data.sampler import HeterogeneousBatchSampler
 from sedwatt.errors import SedwattError
+from sedwatt.hardware import resolve_device
 from sedwatt.model import build_crnn
 from sedwatt.threads import worker_init
 from sedwatt.training.callbacks import Callback, CallbackList, RunState
 from sedwatt.training.checkpoint import load_checkpoint, restore_rng_states, rng_states, save_checkpoint
 from sedwatt.training.mean_teacher import MeanTeacherStep
 from sedwatt.training.validation import Validator
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SedwattError(f"train.device={name}: CUDA is not available on this machine")
-    return device
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -47,6 +40,22 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def run_info(config: SedwattConfig, fingerprint: str, device: torch.device, steps_per_epoch: int) -> dict[str, Any]:
+    """What a run is besides its config, in ``state.info``: the batch and its split over synthetic / weak /
+    unlabelled clips, the seed, the data's fingerprint (the tracker logs these as params), the device."""
+    synth, weak, unlabelled = config.train.batch_split
+    return {
+        "batch_size": config.train.batch_size,
+        "batch_synth": synth,
+        "batch_weak": weak,
+        "batch_unlabelled": unlabelled,
+        "seed": config.train.seed,
+        "dataset_fingerprint": fingerprint,
+        "device": str(device),
+        "steps_per_epoch": steps_per_epoch,
+    }
 
 
 class Trainer:
@@ -77,10 +86,9 @@ class Trainer:
         if config.train.compile:  # in place: parameter names, checkpoints and the EMA are unchanged
             self.student.compile()
             self.teacher.compile()
-        split = config.train.batch_split
         self.sampler = HeterogeneousBatchSampler(
             [len(d) for d in data.train_sets],
-            split,
+            config.train.batch_split,
             seed=config.train.seed,
             names=("synthetic strong", "weak (training part)", "unlabelled"),
         )
@@ -101,19 +109,7 @@ class Trainer:
             student=self.student,
             teacher=self.teacher,
         )
-        synth, weak, unlab = split
-        self.state.info.update(
-            {
-                "batch_size": config.train.batch_size,
-                "batch_synth": synth,
-                "batch_weak": weak,
-                "batch_unlabelled": unlab,
-                "seed": config.train.seed,
-                "dataset_fingerprint": data.fingerprint,
-                "device": str(self.device),
-                "steps_per_epoch": self.steps_per_epoch,
-            }
-        )
+        self.state.info.update(run_info(config, data.fingerprint, self.device, self.steps_per_epoch))
 
     def attach(self, out_dir: Path, callbacks: list[Callback]) -> None:
         """The run's own folder (checkpoints) and its callbacks, once the tracked run exists."""
@@ -153,7 +149,6 @@ class Trainer:
             "best_obj_metric_epoch": s.best_obj_metric_epoch,
             "best_obj_metric": s.best_obj_metric,
             "stop_reason": s.stop_reason,
-            "sampler": {"epoch": s.epoch, "steps_done": self.step_fn.step},
             "rng": rng_states(),
             "callbacks": self.callbacks.state_dict(),
         }
