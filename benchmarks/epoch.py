@@ -57,6 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from upstream_reference import UpstreamCRNN  # noqa: E402
 
+from sedwatt import names  # noqa: E402
 from sedwatt.config import SedwattConfig, load_config  # noqa: E402
 from sedwatt.data.audio import fit_length, read_audio  # noqa: E402
 from sedwatt.data.encoder import LabelEncoder  # noqa: E402
@@ -428,15 +429,17 @@ class RecipeValidator:
             s_events = recipe_decode(s_strong, self.names, self.config)
             t_events = recipe_decode(t_strong, self.names, self.config)
             metrics = {
-                "val_f1": self._f1(t_events, v.dtc),
-                "val_f1_student": self._f1(s_events, v.dtc),
-                "val_f1_05": self._f1(s_events, v.checkpoint_dtc),
-                "val_f1_05_teacher": self._f1(t_events, v.checkpoint_dtc),
+                names.VAL_F1: self._f1(t_events, v.dtc),
+                names.VAL_F1_STUDENT: self._f1(s_events, v.dtc),
+                names.VAL_F1_05_STUDENT: self._f1(s_events, v.checkpoint_dtc),
+                names.VAL_F1_05_TEACHER: self._f1(t_events, v.checkpoint_dtc),
+                names.VAL_WEAK_F1_STUDENT: 0.0,
             }
             if self.weak_truth is not None:
                 (_, s_weak), (_, t_weak) = self._outputs(self.weak_val, models)
-                for key, probs in (("val_weak_f1", s_weak), ("val_weak_f1_teacher", t_weak)):
+                for key, probs in ((names.VAL_WEAK_F1_STUDENT, s_weak), (names.VAL_WEAK_F1_TEACHER, t_weak)):
                     metrics[key] = float(weak_f1(probs, self.weak_truth, threshold=v.threshold)[0])
+            metrics[names.OBJ_METRIC] = metrics[names.VAL_WEAK_F1_STUDENT] + metrics[names.VAL_F1_05_STUDENT]
         finally:
             for m in models:
                 m.train()

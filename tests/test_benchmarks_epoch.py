@@ -18,11 +18,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from hook_recorder import Recorder
 from sedwatt.data.datasets import build_training_data
 from sedwatt.data.layout import DesedLayout
 from sedwatt.data.scan import TRAINING_SETS, load_clips
+from sedwatt.features import MelExtractor
 from sedwatt.training.loop import Trainer
-from test_trainer import Recorder, tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "epoch.py"
@@ -36,9 +37,9 @@ def load_benchmark():
     return module
 
 
-def test_instrumented_trainer_trains_exactly_as_the_plain_one(tiny_data, tmp_path):
+def test_instrumented_trainer_trains_exactly_as_the_plain_one(tiny_data, tmp_path, tiny_config):
     bench = load_benchmark()
-    config = tiny_config(tmp_path, "train.epochs=2")
+    config = tiny_config("train.epochs=2")
     data = build_training_data(load_clips(tiny_data, config), config)
 
     plain = Trainer(config, data, tmp_path / "plain")
@@ -60,6 +61,22 @@ def test_instrumented_trainer_trains_exactly_as_the_plain_one(tiny_data, tmp_pat
         }
     for a, b in zip(timed.student.state_dict().values(), plain.student.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+
+    # The upstream-structured validation (WAVs, mel in the step, the recipe's decoding and psds_eval) computes
+    # what ours computes, to 1e-9, on the same trained models.
+    extractor = MelExtractor(config.features, config.data.sample_rate)
+    recipe = bench.RecipeValidator(
+        config,
+        bench.WaveDataset(data.synth_val.clips, config, random_crop=False, seed=0),
+        bench.WaveDataset(data.weak_val.clips, config, random_crop=False, seed=0),
+        data.synth_val_truth,
+        data.synth_val_durations,
+        extractor,
+        torch.device("cpu"),
+    )
+    theirs, mine = recipe(plain.student, plain.teacher), plain.validator(plain.student, plain.teacher)
+    assert set(theirs) == set(mine) and any(v > 0 for v in mine.values())
+    assert all(abs(theirs[k] - mine[k]) <= 1e-9 for k in mine), (theirs, mine)
 
     assert [e.epoch for e in timeline.epochs] == [1, 2]
     for e in timeline.epochs:
