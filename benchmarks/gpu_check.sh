@@ -24,7 +24,7 @@ while [ $# -gt 0 ]; do
         --device=*) DEVICE="${1#--device=}"; shift ;;
         --quick) QUICK=1; shift ;;
         --keep) KEEP=1; shift ;;
-        -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "gpu_check.sh: unknown argument $1 (expected --device cpu|cuda, --quick, --keep)" >&2
            exit 2 ;;
     esac
