@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from served_store import served  # noqa: F401
 from servers import mlflow_team_server, pg_cluster, s3_endpoint  # noqa: F401
 
 # The tiny CRNN and run: 3 epochs of a few steps on 4 s clips, no early stopping, no progress bars.
@@ -64,6 +65,17 @@ def tiny_config(tmp_path) -> Callable[..., object]:
         return load_config(None, [*TINY_OVERRIDES, f"data.cache_dir={tmp_path / 'cache'}", *extra])
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_training_data(tiny_data, tmp_path_factory):
+    """The tiny preset as the tiny model's ``TrainingData``, built once (any ``tiny_config`` may train on it)."""
+    from sedwatt.config import load_config
+    from sedwatt.data.datasets import build_training_data
+    from sedwatt.data.scan import load_clips
+
+    config = load_config(None, [*TINY_OVERRIDES, f"data.cache_dir={tmp_path_factory.mktemp('tiny-cache')}"])
+    return build_training_data(load_clips(tiny_data, config), config)
 
 
 @pytest.fixture(scope="session")

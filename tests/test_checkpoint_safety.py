@@ -29,7 +29,6 @@ from sedwatt.training.checkpoint import (
     rng_states,
     save_checkpoint,
 )
-from test_trainer import TINY
 
 SYSTEM = f"{os.system.__module__}.system"  # how pickle names os.system: posix.system on Linux
 
@@ -201,9 +200,9 @@ def env(store, monkeypatch, tmp_path):
     mlflow.set_tracking_uri(None)
 
 
-def _train_args(tiny_data, out: Path) -> list[str]:
+def _train_args(tiny_data, out: Path, tiny: list[str]) -> list[str]:
     overrides = [
-        *TINY,
+        *tiny,
         "train.epochs=1",
         "train.batch_size=32",
         f"data.cache_dir={out.parent / 'cache'}",
@@ -221,7 +220,7 @@ def _run_id(stdout: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_data, store, tmp_path_factory):
+def trained(tiny_data, store, tmp_path_factory, tiny_overrides):
     """(run id, its local out dir, a pristine copy of its last checkpoint) of a one-epoch CLI run."""
     import contextlib
     import io
@@ -235,7 +234,7 @@ def trained(tiny_data, store, tmp_path_factory):
         patch.chdir(work)
         stdout = io.StringIO()
         with contextlib.redirect_stdout(stdout):
-            assert main(_train_args(tiny_data, work / "out")) == 0
+            assert main(_train_args(tiny_data, work / "out", tiny_overrides)) == 0
     mlflow.set_tracking_uri(None)
     run_id = _run_id(stdout.getvalue())
     out_dir = work / "out" / run_id

@@ -15,20 +15,8 @@ from sedwatt.cli import main
 from sedwatt.config import Override, load_config
 from sedwatt.errors import SedwattError
 
-TINY = [
-    "data.clip_seconds=4.0",
-    "features.n_mels=32",
-    "model.channels=[8,16,16]",
-    "model.pools=[[2,2],[2,4],[1,4]]",
-    "model.rnn_hidden=16",
-    "model.fast_dropout=true",
-    "train.batch_size=8",
-    "train.epochs=1",
-    "train.patience=null",
-    "train.progress=false",
-    "energy.enabled=false",
-    "tracking.log_model=false",
-]
+# The tiny model for one quick epoch, nothing measured or registered.
+ONE_EPOCH = ["train.epochs=1", "energy.enabled=false", "tracking.log_model=false"]
 
 
 @pytest.fixture
@@ -65,9 +53,9 @@ def run_count(uri: str) -> int:
         (["train.device=gpu"], "train.device"),
     ],
 )
-def test_out_of_range_values_never_make_a_run(tiny_data, store, tmp_path, capsys, bad, field):
+def test_out_of_range_values_never_make_a_run(tiny_data, store, tmp_path, capsys, bad, field, tiny_overrides):
     argv = ["train", "--data", str(tiny_data), "--set", f"train.out_dir={tmp_path / 'out'}"]
-    for item in [*TINY, *bad]:
+    for item in [*tiny_overrides, *ONE_EPOCH, *bad]:
         argv += ["--set", item]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
@@ -112,16 +100,16 @@ def test_valid_edges_still_load():
     assert cfg.model.conv_dropout == 0.0 and cfg.train.mixup_prob == 1.0 and math.isclose(cfg.energy.force_cpu_power_w, 35)
 
 
-def test_a_valid_run_after_a_refused_one_trains(tiny_data, store, tmp_path):
+def test_a_valid_run_after_a_refused_one_trains(tiny_data, store, tmp_path, tiny_overrides):
     """The check before the run is not a new way to fail: the same tiny config trains and makes one run."""
     argv = ["train", "--data", str(tiny_data), "--set", f"train.out_dir={tmp_path / 'out'}"]
-    for item in TINY:
+    for item in [*tiny_overrides, *ONE_EPOCH]:
         argv += ["--set", item]
     assert main(argv) == 0
     assert run_count(store) == 1
 
 
-def test_what_only_torch_can_refuse_is_caught_before_the_run(tiny_data, store, tmp_path, capsys, monkeypatch):
+def test_what_only_torch_can_refuse_is_caught_before_the_run(tiny_data, store, tmp_path, capsys, monkeypatch, tiny_overrides):
     """Sizes a layer refuses surface in the trainer's zero-batch forward, which runs before the MLflow run."""
     from sedwatt.training.loop import Trainer
 
@@ -130,7 +118,7 @@ def test_what_only_torch_can_refuse_is_caught_before_the_run(tiny_data, store, t
 
     monkeypatch.setattr(Trainer, "check", refuse)
     argv = ["train", "--data", str(tiny_data), "--set", f"train.out_dir={tmp_path / 'out'}"]
-    for item in TINY:
+    for item in [*tiny_overrides, *ONE_EPOCH]:
         argv += ["--set", item]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()

@@ -289,12 +289,11 @@ def test_a_shared_gpu_is_flagged(tmp_path, caplog):
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_data, tmp_path_factory):
+def trained(tiny_data, tmp_path_factory, tiny_overrides):
     """(store URI, run id, console lines) of a one-epoch `sedwatt train` with progress lines."""
     import mlflow
 
     from sedwatt.cli import main
-    from test_trainer import TINY
 
     shm = Path("/dev/shm")
     parent = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
@@ -302,7 +301,7 @@ def trained(tiny_data, tmp_path_factory):
     work = tmp_path_factory.mktemp("described")
     store = f"sqlite:///{folder / 'mlruns.db'}"
     overrides = [
-        *TINY,
+        *tiny_overrides,
         "train.epochs=1",
         "train.batch_size=32",
         "train.progress=true",

@@ -16,8 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from test_trainer import TINY
-
 mlflow = pytest.importorskip("mlflow")
 
 from sedwatt.cli import main  # noqa: E402
@@ -51,13 +49,13 @@ def store(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_data, store, tmp_path_factory) -> str:
+def trained(tiny_data, store, tmp_path_factory, tiny_overrides) -> str:
     """Run id of a one-epoch training run whose model is version 1 of MODEL_NAME."""
     from sedwatt.runner import train_run
 
     work = tmp_path_factory.mktemp("train")
     overrides = [
-        *TINY,
+        *tiny_overrides,
         "train.epochs=1",
         "train.batch_size=32",  # 2 steps: this model only has to exist, not to learn
         f"data.cache_dir={work / 'cache'}",

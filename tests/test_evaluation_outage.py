@@ -20,7 +20,6 @@ from sedwatt.cli import main
 from sedwatt.config import load_config
 from sedwatt.metrics import PSDS_THRESHOLDS
 from sedwatt.tracking.callback import spool_path_for
-from test_trainer import TINY
 
 pytestmark = pytest.mark.integration
 
@@ -49,12 +48,12 @@ def tracking(server, monkeypatch, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_data, server, tmp_path_factory) -> Path:
+def trained(tiny_data, server, tmp_path_factory, tiny_overrides) -> Path:
     """The out_dir of a one-epoch training run whose model is version 1 of MODEL_NAME (evaluate spools under it)."""
     from sedwatt.runner import train_run
 
     work = tmp_path_factory.mktemp("train")
-    overrides = [*TINY, "train.epochs=1", "train.batch_size=32", f"data.cache_dir={work / 'cache'}",
+    overrides = [*tiny_overrides, "train.epochs=1", "train.batch_size=32", f"data.cache_dir={work / 'cache'}",
                  f"train.out_dir={work / 'out'}", FAST_ENERGY, f"tracking.registered_model_name={MODEL_NAME}",
                  "tracking.experiment=outage-evaluate"]  # fmt: skip
     with pytest.MonkeyPatch.context() as patch:

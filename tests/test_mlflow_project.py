@@ -16,11 +16,6 @@ import mlflow
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_SET = (
-    "data.clip_seconds=4.0 features.n_mels=32 model.channels=[8,16,16] model.pools=[[2,2],[2,4],[1,4]] "
-    "model.rnn_hidden=16 model.fast_dropout=true train.rampup_epochs=1 energy.measure_power_secs=1 "
-    "tracking.registered_model_name=sedwatt-test-crnn"
-)
 PER_EPOCH = [
     "val_f1", "val_f1_student", "val_f1_05_student", "val_weak_f1_student", "obj_metric", "train_loss", "lr", "energy_kwh",
     "energy_cum_kwh", "cpu_energy_kwh", "gpu_energy_kwh", "ram_energy_kwh", "epoch_s", "cum_time_s", "emissions_kg",
@@ -30,7 +25,7 @@ END = ["max_val_f1", "max_val_f1_epoch", "best_obj_metric_epoch", "energy_total_
 
 
 @pytest.mark.slow
-def test_mlflow_run_main_records_the_schema(tiny_data, tmp_path):
+def test_mlflow_run_main_records_the_schema(tiny_data, tmp_path, tiny_overrides):
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
     env = {
         **os.environ,
@@ -38,7 +33,10 @@ def test_mlflow_run_main_records_the_schema(tiny_data, tmp_path):
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "XDG_CACHE_HOME": str(tmp_path / "cache"),
     }
-    overrides = f"{TINY_SET} train.out_dir={tmp_path / 'outputs'}"
+    # the tiny model; epochs, batch size and seed come as -P params
+    tiny = [item for item in tiny_overrides if not item.startswith(("train.epochs=", "train.batch_size="))]
+    overrides = " ".join([*tiny, "energy.measure_power_secs=1", "tracking.registered_model_name=sedwatt-test-crnn",
+                          f"train.out_dir={tmp_path / 'outputs'}"])  # fmt: skip
     cmd = [
         sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", "main", "--env-manager", "local",
         "--experiment-name", "project-test", "-P", "config=configs/cpu_demo.yaml", "-P", f"data={tiny_data}",

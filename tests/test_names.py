@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
-from analysis.history import current_keys, with_old_names
+from sedwatt_analysis.history import current_keys, with_old_names
 
 from sedwatt import names
 

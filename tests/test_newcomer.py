@@ -9,17 +9,12 @@ that the page really is the training view. The study's Pareto HTML must be light
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
 import re
 import shutil
 import subprocess
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -28,53 +23,15 @@ import pytest
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import create_trial
 
+from launch import bare_env, http_get, started
 from sedwatt.cli.demo import dashboard_command, ui_command
 from sedwatt.search.report import write_study_report
 from sedwatt.tracking import ensure_experiment
 from sedwatt.tracking.links import artifact_url, experiment_url, run_url, ui_base
 from sedwatt.tracking.uri import project_root
-from servers import free_port, stop_process_group
+from servers import free_port
 
 ROOT = project_root()
-STARTUP_S = 180.0
-
-
-def _bare_env() -> dict[str, str]:
-    """The newcomer's shell: no activated venv, no tracking URI exported."""
-    env = {k: v for k, v in os.environ.items() if k not in {"MLFLOW_TRACKING_URI", "VIRTUAL_ENV", "PYTHONPATH"}}
-    env["PATH"] = "/usr/local/bin:/usr/bin:/bin"
-    return env
-
-
-def _get(url: str, timeout: float = 5.0) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - a local test server
-            return response.status, response.read().decode("utf-8", "replace")
-    except urllib.error.HTTPError as exc:
-        return exc.code, ""
-
-
-@contextlib.contextmanager
-def started(command: str, cwd: Path, ready_url: str) -> Iterator[subprocess.Popen]:
-    """Run ``command`` as a user would type it (bash, own process group) until ``ready_url`` answers 200."""
-    log = cwd / f"server-{abs(hash(command))}.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(["bash", "-c", command], cwd=cwd, env=_bare_env(), stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-    try:
-        deadline = time.monotonic() + STARTUP_S
-        while True:
-            with contextlib.suppress(OSError):
-                if _get(ready_url)[0] == 200:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"{command!r} did not answer on {ready_url}:\n{log.read_text()[-3000:]}")
-            time.sleep(1.0)
-        yield proc
-    finally:
-        stop_process_group(proc)
-
-
 def _store_with_a_run(tmp_path: Path) -> tuple[str, str, str]:
     uri = f"sqlite:///{tmp_path / 'store' / 'mlruns.db'}"
     (tmp_path / "store").mkdir()
@@ -101,8 +58,8 @@ def test_printed_ui_command_serves_the_store_from_anywhere(tmp_path, form):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     with started(command, elsewhere, printed.url):
-        assert _get(printed.url)[0] == 200
-        status, body = _get(f"{printed.url}/api/2.0/mlflow/runs/get?run_id={run_id}")
+        assert http_get(printed.url)[0] == 200
+        status, body = http_get(f"{printed.url}/api/2.0/mlflow/runs/get?run_id={run_id}")
         assert status == 200 and json.loads(body)["run"]["info"]["experiment_id"] == experiment_id
 
 
@@ -121,13 +78,13 @@ def test_printed_dashboard_command_serves_the_demo_study(tmp_path, form):
     command = printed.make if form == "make" else printed.direct
     assert command is not None
     with started(command, tmp_path, printed.url):
-        status, body = _get(f"http://127.0.0.1:{port}/api/studies")
+        status, body = http_get(f"http://127.0.0.1:{port}/api/studies")
         assert status == 200 and "demo-batch-size" in body
 
 
 def test_make_dashboard_without_a_study_says_run_make_demo(tmp_path):
     assert ROOT is not None
-    done = subprocess.run(["make", "-C", str(ROOT), "dashboard", f"DEMO_DIR={tmp_path}"], env=_bare_env(),
+    done = subprocess.run(["make", "-C", str(ROOT), "dashboard", f"DEMO_DIR={tmp_path}"], env=bare_env(),
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode != 0 and "run make demo first" in done.stderr
 

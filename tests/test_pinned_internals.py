@@ -20,7 +20,7 @@ from sedwatt.energy import EnergySession
 from sedwatt.energy import codecarbon_adapter as cc
 from sedwatt.errors import SedwattError
 from sedwatt.metrics import psds_eval_adapter, psds_result
-from test_analysis_http import canonical, client_histories, run_ids_of, served  # noqa: F401
+from served_store import canonical, client_histories, run_ids_of
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -105,7 +105,7 @@ def test_only_the_adapters_touch_private_names():
             assert users == {owner}, (name, users)
 
 
-def test_mlflow_sql_read_falls_back_to_the_client_for_another_mlflow(served, monkeypatch):  # noqa: F811
+def test_mlflow_sql_read_falls_back_to_the_client_for_another_mlflow(served, monkeypatch):
     sqlite_uri, _ = served
     ids = run_ids_of(sqlite_uri)
     assert history.fetch_histories(sqlite_uri, ids).route == "sql"
@@ -115,7 +115,7 @@ def test_mlflow_sql_read_falls_back_to_the_client_for_another_mlflow(served, mon
     assert canonical(fetched.table) == canonical(client_histories(sqlite_uri, ids))
 
 
-def test_mlflow_ui_bulk_route_only_on_the_checked_server_version(served, monkeypatch):  # noqa: F811
+def test_mlflow_ui_bulk_route_only_on_the_checked_server_version(served, monkeypatch):
     import mlflow
 
     sqlite_uri, url = served

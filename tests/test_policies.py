@@ -52,7 +52,6 @@ from sedwatt.errors import SedwattError
 from sedwatt.runner import train_run
 from sedwatt.training.callbacks import RunState
 from sedwatt.training.early_stopping import EnergyAwareStopping, PatienceStopping, SlowdownStopping
-from test_trainer import TINY
 
 GRID = "patience=1,2 slowdown=20%:2 energy=3:2"
 P1, P2 = "patience(1 epoch)", "patience(2 epochs)"
@@ -268,13 +267,13 @@ def test_cli_writes_the_files(store, tmp_path, monkeypatch, capsys):
         (["train.min_rel_gain_per_kwh=1e9", "train.slowdown_window=2"], "energy=1e9:2"),
     ],
 )
-def test_replay_stops_where_the_live_callback_did(tiny_data, tmp_path, monkeypatch, setting, grid):
+def test_replay_stops_where_the_live_callback_did(tiny_data, tmp_path, monkeypatch, setting, grid, tiny_overrides):
     """A real tiny training run with a stopping rule on; the same rule replayed on its logged history."""
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
     monkeypatch.chdir(tmp_path)
-    overrides = [*TINY, "train.epochs=6", "train.batch_size=32", f"data.cache_dir={tmp_path / 'cache'}",
+    overrides = [*tiny_overrides, "train.epochs=6", "train.batch_size=32", f"data.cache_dir={tmp_path / 'cache'}",
                  f"train.out_dir={tmp_path / 'out'}", "energy.measure_power_secs=1",
                  "tracking.log_model=false", "tracking.experiment=live", *setting]  # fmt: skip
     outcome = train_run(load_config(None, overrides), tiny_data)
@@ -333,7 +332,7 @@ def test_mlproject_analyze_entry_passes_policies(store, tmp_path):
 
 def test_each_cohort_is_replayed_on_its_own(tmp_path):
     """The demo's 45-epoch training run and 8-epoch trials: two cohorts, each replayed on its own."""
-    from test_analysis_cohorts import demo_runs
+    from cohort_runs import demo_runs
 
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
     client = mlflow.MlflowClient(uri)

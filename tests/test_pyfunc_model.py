@@ -27,7 +27,6 @@ import soundfile as sf
 import torch
 
 from servers import free_port, stop_process_group
-from test_trainer import TINY
 
 mlflow = pytest.importorskip("mlflow")
 
@@ -35,8 +34,7 @@ from sedwatt.config import load_config  # noqa: E402
 from sedwatt.data.layout import DEVTEST, DesedLayout  # noqa: E402
 
 MODEL_NAME = f"crnn-pyfunc-{os.getpid()}"
-OVERRIDES = [
-    *TINY,
+OVERRIDES = [  # beside the tiny model (conftest)
     "train.epochs=1",
     "train.batch_size=32",  # 2 steps: the model only has to exist
     "energy.enabled=false",
@@ -60,13 +58,13 @@ def store(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_data, store, tmp_path_factory):
+def trained(tiny_data, store, tmp_path_factory, tiny_overrides):
     """(run id, config) of a one-epoch training run whose model is version 1 of MODEL_NAME."""
     from sedwatt.runner import train_run
 
     work = tmp_path_factory.mktemp("train")
     config = load_config(
-        None, [*OVERRIDES, f"data.cache_dir={work / 'cache'}", f"train.out_dir={work / 'out'}"]
+        None, [*tiny_overrides, *OVERRIDES, f"data.cache_dir={work / 'cache'}", f"train.out_dir={work / 'out'}"]
     )
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", store)

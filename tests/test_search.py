@@ -36,27 +36,6 @@ from servers import free_port
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-# tests/test_trainer.py's TINY model, minus its epochs/batch size (the search sets those).
-TINY = [
-    "data.clip_seconds=4.0",
-    "features.n_mels=32",
-    "model.channels=[8,16,16]",
-    "model.pools=[[2,2],[2,4],[1,4]]",
-    "model.rnn_hidden=16",
-    "model.fast_dropout=true",
-    "train.rampup_epochs=1",
-    "train.patience=null",
-    "train.progress=false",
-    "tracking.log_model=false",
-    "tracking.registered_model_name=null",
-    "energy.measure_power_secs=1",
-]
-
-
-def search_overrides(root: Path, cache: Path) -> list[str]:
-    return [*TINY, f"data.cache_dir={cache}", f"train.out_dir={root / 'outputs'}"]
-
-
 @pytest.fixture(scope="module")
 def one_thread():
     """Two shared cores: intra-op threads fighting other processes made epochs 4x slower here."""
@@ -94,7 +73,7 @@ def history_steps(client, run_id: str, key: str) -> dict[int, float]:
     return {m.step: m.value for m in client.get_metric_history(run_id, key)}
 
 
-def test_four_trial_search_on_the_tiny_preset(tiny_data, store, tracking, one_thread, capsys):
+def test_four_trial_search_on_the_tiny_preset(tiny_data, store, tracking, one_thread, capsys, search_overrides):
     client = tracking
     optuna_url = f"sqlite:///{store['root'] / 'optuna.db'}"
     space = store["root"] / "space.yaml"
@@ -157,7 +136,7 @@ def test_four_trial_search_on_the_tiny_preset(tiny_data, store, tracking, one_th
         assert run.data.metrics["energy_total_kwh"] == pytest.approx(cumulative[2])
 
 
-def test_the_mlflow_run_project_run_becomes_the_parent(tiny_data, store, tracking, one_thread, monkeypatch):
+def test_the_mlflow_run_project_run_becomes_the_parent(tiny_data, store, tracking, one_thread, monkeypatch, search_overrides):
     """Under `mlflow run -e search` MLFLOW_RUN_ID names the project run: trials nest under it, never resume it."""
     client = tracking
     experiment = client.create_experiment("project-exp")
@@ -199,7 +178,7 @@ def test_the_mlflow_run_project_run_becomes_the_parent(tiny_data, store, trackin
     assert len(runs) == 3  # the project run and two trials: no stray parent was made
 
 
-def test_the_energy_stop_ends_a_real_trial_and_says_why(tiny_data, store, tracking, one_thread):
+def test_the_energy_stop_ends_a_real_trial_and_says_why(tiny_data, store, tracking, one_thread, search_overrides):
     """A finished trial that reached F1 = 1 for almost no energy: a new trial cannot catch up, so it stops."""
     optuna_url = f"sqlite:///{store['root'] / 'optuna-stop.db'}"
     study = optuna.create_study(study_name="stop", storage=optuna_url, directions=["maximize", "minimize"])

@@ -20,7 +20,6 @@ from sedwatt.search.space import SearchSpace
 from sedwatt.search.storage import open_storage, quiet_optuna_warnings
 from sedwatt.search.study import REUSED_ATTR, SearchSettings, run_worker
 from sedwatt.tracking import ensure_experiment
-from test_search import search_overrides
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -34,7 +33,7 @@ class Trained(Exception):
 
 
 @pytest.fixture
-def dead_predecessor(tiny_data, tmp_path, monkeypatch):
+def dead_predecessor(tiny_data, tmp_path, monkeypatch, search_overrides):
     """(settings, client, run id, set_status): a study with one FAIL trial (stale heartbeat) and its queued retry."""
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)

@@ -23,7 +23,6 @@ from sedwatt.search.runs import RUN_ATTR
 from sedwatt.search.space import SearchSpace
 from sedwatt.search.study import SearchSettings, run_worker
 from sedwatt.tracking.callback import spool_path_for
-from test_search import history_steps, search_overrides
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +64,9 @@ def outage_from_run_creation(monkeypatch, server) -> None:
 
 
 @pytest.mark.parametrize("back", ["after the first epoch", "after the trial"])
-def test_an_outage_as_a_trial_starts_does_not_fail_it(tiny_data, tmp_path, tracking, server, monkeypatch, caplog, back):
+def test_an_outage_as_a_trial_starts_does_not_fail_it(
+    tiny_data, tmp_path, tracking, server, monkeypatch, caplog, back, search_overrides
+):
     client = tracking
     outage_from_run_creation(monkeypatch, server)
     if back == "after the first epoch":
@@ -115,8 +116,12 @@ def test_an_outage_as_a_trial_starts_does_not_fail_it(tiny_data, tmp_path, track
     assert tags["hw.cpu_model"]
     assert params["trial_number"] == str(trial.number) and params["study_name"] == "outage"
     assert params["batch_size"] == "64"
-    assert history_steps(client, run_id, "trial_number") == {0: float(trial.number)}
-    f1 = history_steps(client, run_id, "val_f1")
+
+    def history_steps(key: str) -> dict[int, float]:
+        return {m.step: m.value for m in client.get_metric_history(run_id, key)}
+
+    assert history_steps("trial_number") == {0: float(trial.number)}
+    f1 = history_steps("val_f1")
     assert sorted(f1) == [1, 2]
     assert trial.values[0] == pytest.approx(max(f1.values()))
     assert "config.yaml" in {a.path for a in client.list_artifacts(run_id)}

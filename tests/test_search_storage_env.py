@@ -23,7 +23,6 @@ import yaml
 from sedwatt.search.runs import PARENT_ATTR, RUN_ATTR
 from sedwatt.search.storage import default_storage
 from sedwatt.search.study import STORAGE_ENV, resolve_storage
-from test_search import search_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,7 +56,7 @@ def optuna_db(pg_cluster):
 
 @pytest.mark.slow
 @pytest.mark.integration
-def test_mlflow_run_search_takes_the_storage_from_the_environment(tiny_data, optuna_db, tmp_path):
+def test_mlflow_run_search_takes_the_storage_from_the_environment(tiny_data, optuna_db, tmp_path, search_overrides):
     url, password = optuna_db
     tracking_uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
     space = tmp_path / "space.yaml"

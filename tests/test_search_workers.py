@@ -30,7 +30,6 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from sedwatt.search.runs import PARENT_ATTR, RUN_ATTR, WORKER_ATTR
 from sedwatt.search.study import REUSED_ATTR
 from sedwatt.tracking import ensure_experiment
-from test_search import search_overrides
 
 pytestmark = pytest.mark.integration
 
@@ -96,7 +95,7 @@ def freeze_a_training_worker(study, workers: list[subprocess.Popen]):
     return None, None
 
 
-def test_two_workers_share_the_study_and_retry_a_killed_workers_trial(tiny_data, optuna_db, tmp_path):
+def test_two_workers_share_the_study_and_retry_a_killed_workers_trial(tiny_data, optuna_db, tmp_path, search_overrides):
     url, db_name, admin = optuna_db
     tracking_uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
     experiment_id = ensure_experiment(EXPERIMENT, tracking_uri)  # the store exists before two writers share it

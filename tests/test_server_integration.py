@@ -1,7 +1,7 @@
 """The team stack for real: PostgreSQL 15 + moto S3 + ``mlflow server --app-name basic-auth`` via sedwatt.
 
-A tiny training run (the fake loop: real hook order, tiny torch model, synthetic metrics) logs to the
-server as a non-admin user whose client has no S3 credentials, its model is registered, and
+A tiny training run (the real Trainer on the tiny preset, its validation curve scripted: tracking_run.py)
+logs to the server as a non-admin user whose client has no S3 credentials, its model is registered, and
 everything is read back through the server. Also: anonymous clients get 401, no credential ends
 up in params, tags or artifacts, and a server stopped and restarted mid-run loses nothing.
 """
@@ -14,14 +14,16 @@ from pathlib import Path
 
 import pytest
 import requests
+import torch
 
 from servers import free_port
-from tracking_fakes import F1_CURVE, FakeEnergy, install_fakes, run_fake_training, tiny_config
+from tracking_run import CHECKPOINT_EPOCH, F1_CURVE, TRACKING_OVERRIDES, AfterEpoch, train
 
 mlflow = pytest.importorskip("mlflow")
 
 from sedwatt.tracking import MLflowCallback, end_run_safely, ensure_experiment, start_tracked_run  # noqa: E402
 from sedwatt.tracking.resilient import read_spool  # noqa: E402
+from sedwatt.training.checkpoint import load_checkpoint  # noqa: E402
 
 pytestmark = pytest.mark.integration
 EXPERIMENT = "sedwatt-integration"
@@ -52,7 +54,6 @@ def as_alice(mlflow_team_server, alice, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", alice[1])
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # a stopped server fails at once
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
-    install_fakes(monkeypatch, only_missing=True)  # the real sedwatt.hardware/convergence once they exist
     mlflow.set_tracking_uri(mlflow_team_server.url)
     yield mlflow.MlflowClient(mlflow_team_server.url)
     mlflow.set_tracking_uri(None)
@@ -76,23 +77,25 @@ def _every_file(folder: Path) -> list[Path]:
     return [p for p in folder.rglob("*") if p.is_file()]
 
 
-def test_training_run_is_logged_registered_and_read_back(as_alice, mlflow_team_server, s3_endpoint, alice, tmp_path):
+def test_training_run_is_logged_registered_and_read_back(
+    as_alice, mlflow_team_server, s3_endpoint, alice, tmp_path, tiny_config, tiny_training_data
+):
     client = as_alice
     model_name = "sedwatt-crnn-integration"
-    config = tiny_config(tmp_path / "out", epochs=4, overrides=(f"tracking.registered_model_name={model_name}",))
+    config = tiny_config("train.epochs=4", *TRACKING_OVERRIDES, f"tracking.registered_model_name={model_name}")
     exp_id = ensure_experiment(EXPERIMENT)
     assert client.get_experiment(exp_id).artifact_location.startswith("mlflow-artifacts:")  # proxied
     with start_tracked_run(experiment_id=exp_id, run_name="tiny") as run:
         run_id = run.info.run_id
         tracker = MLflowCallback(run_id, kind="train")
-        run_fake_training(config, [FakeEnergy(), tracker])
+        state = train(config, tiny_training_data, tmp_path / "out", [tracker])
     assert tracker.model_logged
 
     data = client.get_run(run_id)
     assert data.info.status == "FINISHED"
     assert [(m.step, m.value) for m in client.get_metric_history(run_id, "val_f1")] == [(e, F1_CURVE[e - 1]) for e in range(1, 5)]
     assert data.data.metrics["max_val_f1"] == pytest.approx(max(F1_CURVE[:4]))
-    assert data.data.metrics["best_obj_metric_epoch"] == 4
+    assert data.data.metrics["best_obj_metric_epoch"] == CHECKPOINT_EPOCH and data.data.metrics["max_val_f1_epoch"] == 4
     assert data.data.params["train.epochs"] == "4" and data.data.tags["sedwatt.kind"] == "train"
     assert "hw.cpu_model" in data.data.tags and data.data.tags["energy.tool"] == "codecarbon 3.3.2"
 
@@ -107,10 +110,11 @@ def test_training_run_is_logged_registered_and_read_back(as_alice, mlflow_team_s
     (version,) = client.search_model_versions(f"name = '{model_name}'")
     assert version.run_id == run_id and "hw.cpu_model" in version.tags
     assert float(version.tags["run_max_val_f1"]) == pytest.approx(max(F1_CURVE[:4]))
-    assert "energy_total_kwh" in version.tags
+    assert "run_energy_total_kwh" in version.tags and version.tags["checkpoint_epoch"] == str(CHECKPOINT_EPOCH)
     model_uri = f"models:/{model_name}/{version.version}"
     model = mlflow.pytorch.load_model(model_uri)
-    assert bool((model[2].bias == 4.0).all())  # the best epoch's weights
+    best = load_checkpoint(state.best_checkpoint)["student"]
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in best.items())  # the best obj_metric's weights
     model_files = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(tmp_path / "model")))
     assert (model_files / "MLmodel").is_file()
 
@@ -129,10 +133,10 @@ def test_training_run_is_logged_registered_and_read_back(as_alice, mlflow_team_s
             assert secret.encode() not in path.read_bytes(), f"a credential leaked into {path.name}"
 
 
-def test_server_stopped_and_restarted_mid_run_loses_nothing(as_alice, mlflow_team_server, tmp_path):
+def test_server_stopped_and_restarted_mid_run_loses_nothing(as_alice, mlflow_team_server, tmp_path, tiny_config, tiny_training_data):
     client = as_alice
     server = mlflow_team_server
-    config = tiny_config(tmp_path / "out", epochs=6, overrides=("tracking.log_model=false",))
+    config = tiny_config("train.epochs=6", *TRACKING_OVERRIDES, "tracking.log_model=false")
     spool = tmp_path / "out" / "mlflow-spool.jsonl"
     queued_while_down: list[int] = []
 
@@ -149,7 +153,7 @@ def test_server_stopped_and_restarted_mid_run_loses_nothing(as_alice, mlflow_tea
         with start_tracked_run(experiment_id=ensure_experiment(EXPERIMENT), spool_path=spool) as run:
             # retry_interval_s=0: try at every epoch end (real epochs are far apart; these are not)
             tracker = MLflowCallback(run.info.run_id, retry_attempts=1, retry_interval_s=0)
-            run_fake_training(config, [FakeEnergy(), tracker], between_epochs=outage)
+            train(config, tiny_training_data, tmp_path / "out", [tracker, AfterEpoch(outage)])
     finally:
         if server.process is None:  # leave the session's server running for the other tests
             server.start()
@@ -162,19 +166,19 @@ def test_server_stopped_and_restarted_mid_run_loses_nothing(as_alice, mlflow_tea
     assert not spool.exists()
 
 
-def test_sync_sends_a_spool_to_the_team_server(as_alice, tmp_path, capsys):
+def test_sync_sends_a_spool_to_the_team_server(as_alice, tmp_path, capsys, tiny_config, tiny_training_data):
     """A server that never came back during the run: `sedwatt sync` delivers everything afterwards."""
     from sedwatt.cli import sync
 
     client = as_alice
     server_uri = mlflow.get_tracking_uri()
     run_id = client.create_run(ensure_experiment(EXPERIMENT)).info.run_id
-    config = tiny_config(tmp_path / "out", epochs=3, overrides=("tracking.registered_model_name=sedwatt-crnn-synced",))
+    config = tiny_config("train.epochs=3", *TRACKING_OVERRIDES, "tracking.registered_model_name=sedwatt-crnn-synced")
     spool = tmp_path / "out" / "mlflow-spool.jsonl"
     dead = f"http://127.0.0.1:{free_port()}"
     mlflow.set_tracking_uri(dead)
     try:
-        run_fake_training(config, [FakeEnergy(), MLflowCallback(run_id, tracking_uri=dead, retry_attempts=1)])
+        train(config, tiny_training_data, tmp_path / "out", [MLflowCallback(run_id, tracking_uri=dead, retry_attempts=1)])
         end_run_safely(run_id, "FINISHED", spool)
     finally:
         mlflow.set_tracking_uri(server_uri)
@@ -190,16 +194,14 @@ def test_sync_sends_a_spool_to_the_team_server(as_alice, tmp_path, capsys):
     assert version.source.startswith("models:/m-")
     logged = client.get_logged_model(version.source.removeprefix("models:/"))
     assert logged.experiment_id == run.info.experiment_id and logged.source_run_id == run_id
-    assert mlflow.pytorch.load_model(f"models:/sedwatt-crnn-synced/{version.version}")(mlflow_tensor()).shape == (2, 10)
+    model = mlflow.pytorch.load_model(f"models:/sedwatt-crnn-synced/{version.version}")
+    _strong, weak = model(torch.zeros(2, config.features.n_mels, config.n_feature_frames))
+    assert weak.shape == (2, config.model.n_classes)
 
 
-def mlflow_tensor():
-    import torch
-
-    return torch.zeros(2, 8)
-
-
-def test_real_tiny_training_run_on_the_team_server(as_alice, mlflow_team_server, s3_endpoint, alice, tiny_data, tmp_path):
+def test_real_tiny_training_run_on_the_team_server(
+    as_alice, mlflow_team_server, s3_endpoint, alice, tiny_data, tmp_path, tiny_overrides
+):
     """sedwatt's own train entry (real trainer, real CodeCarbon) against the PostgreSQL + S3 + auth stack."""
     from sedwatt.config import load_config
     from sedwatt.runner import train_run
@@ -207,9 +209,7 @@ def test_real_tiny_training_run_on_the_team_server(as_alice, mlflow_team_server,
     client = as_alice
     model_name = "sedwatt-crnn-real-integration"
     config = load_config(None, [
-        "data.clip_seconds=4.0", "features.n_mels=32", "model.channels=[8,16,16]", "model.pools=[[2,2],[2,4],[1,4]]",
-        "model.rnn_hidden=16", "model.fast_dropout=true", "train.batch_size=8", "train.epochs=2",
-        "train.rampup_epochs=1", "train.progress=false", "energy.measure_power_secs=1",
+        *tiny_overrides, "train.epochs=2", "energy.measure_power_secs=1",
         f"data.cache_dir={tmp_path / 'cache'}", f"train.out_dir={tmp_path / 'outputs'}",
         f"tracking.experiment={EXPERIMENT}", f"tracking.registered_model_name={model_name}",
     ])  # fmt: skip

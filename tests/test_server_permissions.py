@@ -183,7 +183,9 @@ def test_admin_sets_up_a_team_experiment(team, mlflow_team_server):
     assert alice.post(f"{API}/runs/create", {"experiment_id": team_exp}).status_code == 403  # only who was granted
 
 
-def test_training_into_a_teammates_experiment_is_one_line_not_a_traceback(team, mlflow_team_server, tiny_data, tmp_path, monkeypatch, capsys):
+def test_training_into_a_teammates_experiment_is_one_line_not_a_traceback(
+    team, mlflow_team_server, tiny_data, tmp_path, monkeypatch, capsys, tiny_overrides
+):
     """bob's `sedwatt train --experiment <alice's>`: exit 2, one line saying why and what to do, nothing written."""
     from sedwatt.cli import main
 
@@ -195,9 +197,7 @@ def test_training_into_a_teammates_experiment_is_one_line_not_a_traceback(team, 
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", bob.password)
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
     argv = ["train", "--data", str(tiny_data), "--experiment", name, "--epochs", "1"]
-    for item in ("data.clip_seconds=4.0", "features.n_mels=32", "model.channels=[8,16]", "model.pools=[[2,4],[2,8]]",
-                 "model.rnn_hidden=8", "train.batch_size=8", "train.progress=false", "energy.enabled=false",
-                 f"train.out_dir={tmp_path / 'out'}"):  # fmt: skip
+    for item in (*tiny_overrides, "energy.enabled=false", f"train.out_dir={tmp_path / 'out'}"):
         argv += ["--set", item]
     try:
         assert main(argv) == 2

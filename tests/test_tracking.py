@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tracking_fakes import F1_CURVE, HW_TAGS, FakeEnergy, install_fakes, run_fake_training, tiny_config
+from tracking_run import CHECKPOINT_EPOCH, F1_CURVE, OBJ_CURVE, TRACKING_OVERRIDES, AfterEpoch, FailAt, train
 
 mlflow = pytest.importorskip("mlflow")
 
@@ -46,7 +46,6 @@ def store(tmp_path_factory) -> str:
 def tracking(store, monkeypatch, tmp_path):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
     monkeypatch.chdir(tmp_path)  # nothing may land in the CWD
-    install_fakes(monkeypatch)
     uri = configure_tracking()
     yield uri
     mlflow.set_tracking_uri(None)
@@ -126,28 +125,26 @@ def test_params_already_on_the_run_are_never_relogged():
     assert renamed == {"sedwatt.batch_size": "48"}  # sedwatt.seed exists already: left alone
 
 
-def test_run_params_hold_the_schema_extras(tmp_path):
+def test_run_params_hold_the_schema_extras(tmp_path, tiny_config):
     from sedwatt.training.callbacks import RunState
-
-    config = tiny_config(tmp_path, overrides=("train.batch_size=24",))
     from sedwatt.training.loop import run_info
 
+    config = tiny_config("train.batch_size=24", "train.seed=7", "name=tracking-test")
     state = RunState(config=config, out_dir=tmp_path, info=run_info(config, "abc", torch.device("cpu"), 3))
     params = run_params(state)
     assert params["train.batch_size"] == "24" and params["batch_size"] == "24"
-    assert (params["batch_synth"], params["batch_weak"], params["batch_unlabelled"]) == ("6", "6", "12")
+    assert (params["batch_synth"], params["batch_weak"], params["batch_unlabelled"]) == ("6", "6", "12")  # 1:1:2
     assert params["dataset_fingerprint"] == "abc" and params["config_name"] == "tracking-test"
-    assert params["seed"] == str(config.train.seed)
+    assert params["seed"] == "7"
 
 
 # --- summary, artifacts map, plot ---------------------------------------------------------------
 
 
-def test_summary_maps_curve_fields_and_skips_targets_never_reached(monkeypatch):
-    install_fakes(monkeypatch)
+def test_summary_maps_curve_fields_and_skips_targets_never_reached():
     history = [{"val_f1": f, "energy_cum_kwh": 0.01 * (i + 1), "cum_time_s": 60.0 * (i + 1)} for i, f in enumerate(F1_CURVE[:3])]
     summary = summary_metrics(history)
-    assert summary["max_val_f1"] == pytest.approx(0.36)
+    assert summary["max_val_f1"] == pytest.approx(0.36) and summary["max_val_f1_epoch"] == 3
     assert summary["train_time_s"] == pytest.approx(180.0)
     assert summary["energy_total_kwh"] == pytest.approx(0.03)
     assert summary["wh_per_epoch"] == pytest.approx(10.0)
@@ -198,20 +195,23 @@ class CountingClient:
         return getattr(self.inner, name)
 
 
-def test_callback_records_the_run_schema(tracking, tmp_path):
+def test_callback_records_the_run_schema(tracking, tmp_path, tiny_config, tiny_training_data):
+    """A real tiny training whose max-F1 epoch (5) is not its best-obj_metric checkpoint's (3)."""
+    from sedwatt.hardware import hardware_tags
+    from sedwatt.training.checkpoint import load_checkpoint
+
     model_name = f"crnn-{os.getpid()}-{tmp_path.name}"
-    config = tiny_config(tmp_path / "out", epochs=6, overrides=(f"tracking.registered_model_name={model_name}",))
+    config = tiny_config("train.epochs=6", *TRACKING_OVERRIDES, f"tracking.registered_model_name={model_name}")
     exp_id = ensure_experiment("tracking-test")
     client = CountingClient(tracking)
+    out = tmp_path / "out"
     with start_tracked_run(experiment_id=exp_id) as run:
         run_id = run.info.run_id
         # As under `mlflow run -P ...`: some params exist before training starts.
         mlflow.log_params({"epochs": "6", "train.lr": "1e-3", "batch_size": "999"})
         tracker = MLflowCallback(run_id, client=client)
         per_epoch_batches: list[int] = []
-        state = run_fake_training(
-            config, [FakeEnergy(), tracker], between_epochs=lambda e: per_epoch_batches.append(len(client.batches))
-        )
+        state = train(config, tiny_training_data, out, [tracker, AfterEpoch(lambda e: per_epoch_batches.append(len(client.batches)))])
     # one log_batch per epoch, nothing else in between
     assert [b - a for a, b in zip(per_epoch_batches, per_epoch_batches[1:], strict=False)] == [1] * 5
 
@@ -219,30 +219,33 @@ def test_callback_records_the_run_schema(tracking, tmp_path):
     assert data.info.status == "FINISHED"
     params = data.data.params
     assert params["model.channels"] == str(config.model.channels)
-    assert params["batch_size"] == "999" and params["sedwatt.batch_size"] == "48"
+    assert params["batch_size"] == "999" and params["sedwatt.batch_size"] == "32"
     assert params["train.lr"] == "1e-3" and "sedwatt.train.lr" not in params  # numerically equal
-    assert params["dataset_fingerprint"] == "fp-1234" and params["config_name"] == "tracking-test"
+    assert params["dataset_fingerprint"] == tiny_training_data.fingerprint and params["config_name"] == "tracking-test"
 
     tags = data.data.tags
-    for key, value in HW_TAGS.items():
-        assert tags[key] == value
+    hw = hardware_tags("cpu")
+    assert {key: tags[key] for key in hw} == hw
     assert tags["energy.tool"] == "codecarbon 3.3.2" and tags["energy.ram_method"] == "late-tag"
     assert "sedwatt.stop_reason" not in tags
 
     history = mlflow.MlflowClient(tracking).get_metric_history(run_id, "val_f1")
     assert [(m.step, m.value) for m in history] == [(e, F1_CURVE[e - 1]) for e in range(1, 7)]
+    obj = mlflow.MlflowClient(tracking).get_metric_history(run_id, "obj_metric")
+    assert [(m.step, m.value) for m in obj] == [(e, OBJ_CURVE[e - 1]) for e in range(1, 7)]
     assert [m.step for m in mlflow.MlflowClient(tracking).get_metric_history(run_id, "energy_cum_kwh")] == list(range(1, 7))
     assert "note" not in data.data.metrics
 
     metrics = data.data.metrics
-    assert metrics["max_val_f1"] == pytest.approx(0.44)
-    assert metrics["best_obj_metric_epoch"] == 5 and state.best_obj_metric_epoch == 5
+    assert metrics["max_val_f1"] == pytest.approx(0.44) and metrics["max_val_f1_epoch"] == 5
+    assert metrics["best_obj_metric_epoch"] == 3 and state.best_obj_metric_epoch == 3  # not the max F1's epoch
     assert metrics["energy_total_kwh"] == pytest.approx(0.012)
     assert metrics["energy_at_f1_40_kwh"] == pytest.approx(0.008)  # epoch 4
     assert metrics["energy_at_95pct_max_kwh"] == pytest.approx(0.008)  # 0.43 >= 0.95 * 0.44
-    assert metrics["energy_at_max_kwh"] == pytest.approx(0.010)
+    assert metrics["energy_at_max_kwh"] == pytest.approx(0.010)  # epoch 5, not the checkpoint's 3
     assert metrics["extra_cost_95_to_max"] == pytest.approx(0.25)
-    assert metrics["train_time_s"] == pytest.approx(60.0)
+    assert metrics["savings_stop_at_max"] == pytest.approx(1 / 6)  # 1 - 0.010 / 0.012
+    assert metrics["train_time_s"] == pytest.approx(state.history[-1]["cum_time_s"])
     summary_step = {m.step for m in mlflow.MlflowClient(tracking).get_metric_history(run_id, "max_val_f1")}
     assert summary_step == {6}
     assert tracker.summary["max_val_f1"] == pytest.approx(0.44)
@@ -256,52 +259,59 @@ def test_callback_records_the_run_schema(tracking, tmp_path):
 
     assert load_config(config_yaml) == config
 
-    # the model: the best epoch's student weights, loadable, registered and tagged
+    # the model: the best-obj_metric checkpoint's student (epoch 3), loadable, registered and tagged as such
     versions = mlflow.MlflowClient(tracking).search_model_versions(f"name = '{model_name}'")
     assert len(versions) == 1
     version = versions[0]
     assert version.run_id == run_id
-    for key, value in HW_TAGS.items():
-        assert version.tags[key] == value
-    assert float(version.tags["run_max_val_f1"]) == pytest.approx(0.44)
+    assert {key: version.tags[key] for key in hw} == hw
+    assert (version.tags["model"], version.tags["checkpoint"]) == ("student", "best obj_metric")
+    assert version.tags["checkpoint_epoch"] == str(CHECKPOINT_EPOCH)
+    assert float(version.tags["checkpoint_obj_metric"]) == pytest.approx(OBJ_CURVE[CHECKPOINT_EPOCH - 1])
+    assert float(version.tags["checkpoint_val_f1_student"]) == pytest.approx(F1_CURVE[CHECKPOINT_EPOCH - 1] - 0.01)
+    assert float(version.tags["run_max_val_f1"]) == pytest.approx(0.44)  # the run's (teacher, epoch 5)
     assert float(version.tags["run_energy_total_kwh"]) == pytest.approx(0.012)
     model = mlflow.pytorch.load_model(f"models:/{model_name}/{version.version}")
-    assert torch.all(model[2].bias == 5.0)  # epoch 5 = best checkpoint, not the last epoch (6)
-    assert model(torch.zeros(3, 8)).shape == (3, 10)
+    best, last = load_checkpoint(state.best_checkpoint), load_checkpoint(state.last_checkpoint)
+    assert (best["epoch"], last["epoch"]) == (CHECKPOINT_EPOCH, 6)
+    weights = model.state_dict()
+    assert all(torch.equal(weights[k], v) for k, v in best["student"].items())
+    assert not all(torch.equal(weights[k], v) for k, v in last["student"].items())  # not the last epoch's
     assert tracker.model_logged
-    assert not (tmp_path / "out" / "mlflow-spool.jsonl").exists()
+    assert not (out / "mlflow-spool.jsonl").exists()
     assert not (tmp_path / "mlruns").exists()  # nothing landed in the CWD
 
 
-def test_failed_training_is_recorded_without_a_model(tracking, tmp_path):
+def test_failed_training_is_recorded_without_a_model(tracking, tmp_path, tiny_config, tiny_training_data):
     model_name = f"crnn-failed-{os.getpid()}"
-    config = tiny_config(tmp_path / "out", epochs=4, overrides=(f"tracking.registered_model_name={model_name}",))
+    config = tiny_config("train.epochs=4", *TRACKING_OVERRIDES, f"tracking.registered_model_name={model_name}")
     with pytest.raises(RuntimeError, match="synthetic failure"), start_tracked_run(experiment_id=ensure_experiment("tracking-test")) as run:
-        run_fake_training(config, [FakeEnergy(), MLflowCallback(run.info.run_id)], fail_at=3)
+        train(config, tiny_training_data, tmp_path / "out", [MLflowCallback(run.info.run_id), FailAt(3, RuntimeError("synthetic failure"))])
     data = mlflow.MlflowClient(tracking).get_run(run.info.run_id)
     assert data.info.status == "FAILED"
     assert data.data.tags["sedwatt.stop_reason"] == "failed: RuntimeError: synthetic failure"
     assert [m.step for m in mlflow.MlflowClient(tracking).get_metric_history(run.info.run_id, "val_f1")] == [1, 2]
+    assert data.data.metrics["max_val_f1"] == pytest.approx(0.27)  # the summary of the epochs that ran
     assert "checkpoints" in {a.path for a in mlflow.MlflowClient(tracking).list_artifacts(run.info.run_id)}
     assert mlflow.MlflowClient(tracking).search_model_versions(f"name = '{model_name}'") == []
 
 
-def test_ctrl_c_ends_the_run_killed(tracking, tmp_path):
-    config = tiny_config(tmp_path / "out", epochs=3, overrides=("tracking.log_model=false",))
+def test_ctrl_c_ends_the_run_killed(tracking, tmp_path, tiny_config, tiny_training_data):
+    config = tiny_config("train.epochs=3", *TRACKING_OVERRIDES, "tracking.log_model=false")
     with pytest.raises(KeyboardInterrupt), start_tracked_run(experiment_id=ensure_experiment("tracking-test")) as run:
-        run_fake_training(config, [MLflowCallback(run.info.run_id)], interrupt_at=2)
+        train(config, tiny_training_data, tmp_path / "out", [MLflowCallback(run.info.run_id), FailAt(2, KeyboardInterrupt())])
     data = mlflow.MlflowClient(tracking).get_run(run.info.run_id)
     assert data.info.status == "KILLED"
     assert data.data.tags["sedwatt.stop_reason"] == "interrupted"
     assert mlflow.active_run() is None
 
 
-def test_nested_trial_run_gets_its_own_records(tracking, tmp_path):
-    config = tiny_config(tmp_path / "out", epochs=2, overrides=("tracking.log_model=false",))
+def test_nested_trial_run_gets_its_own_records(tracking, tmp_path, tiny_config, tiny_training_data):
+    config = tiny_config("train.epochs=2", *TRACKING_OVERRIDES, "tracking.log_model=false")
     exp_id = ensure_experiment("tracking-test")
     with start_tracked_run(experiment_id=exp_id, run_name="study") as parent:
         with start_tracked_run(experiment_id=exp_id, nested=True) as trial:
-            run_fake_training(config, [MLflowCallback(trial.info.run_id, kind="train")])
+            train(config, tiny_training_data, tmp_path / "out", [MLflowCallback(trial.info.run_id, kind="train")])
         assert mlflow.active_run().info.run_id == parent.info.run_id
     client = mlflow.MlflowClient(tracking)
     child = client.get_run(trial.info.run_id)

@@ -11,9 +11,10 @@ import json
 
 import pytest
 import requests
+import torch
 
 from servers import free_port
-from tracking_fakes import F1_CURVE, FakeEnergy, install_fakes, run_fake_training, tiny_config
+from tracking_run import CHECKPOINT_EPOCH, F1_CURVE, TRACKING_OVERRIDES, train
 
 mlflow = pytest.importorskip("mlflow")
 
@@ -22,6 +23,7 @@ from mlflow.exceptions import MlflowException  # noqa: E402
 from sedwatt.errors import SedwattError  # noqa: E402
 from sedwatt.tracking import MLflowCallback, ResilientLogger, end_run_safely, ensure_experiment, replay_spool  # noqa: E402
 from sedwatt.tracking.resilient import batch_op, is_transient, read_spool  # noqa: E402
+from sedwatt.training.checkpoint import load_checkpoint  # noqa: E402
 
 
 class FlakyClient:
@@ -128,25 +130,24 @@ def store(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
-    install_fakes(monkeypatch)
     mlflow.set_tracking_uri(uri)
     yield uri
     mlflow.set_tracking_uri(None)
 
 
-def test_server_that_never_returns_leaves_a_spool_that_sync_sends(store, tmp_path, capsys):
+def test_server_that_never_returns_leaves_a_spool_that_sync_sends(store, tmp_path, capsys, tiny_config, tiny_training_data):
     """The whole run (metrics, artifacts, model, registration, final status) goes through the spool."""
     from sedwatt.cli import sync
 
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     client = mlflow.MlflowClient(store)
     run_id = client.create_run(ensure_experiment("resilience", store)).info.run_id
-    config = tiny_config(tmp_path / "out", epochs=4, overrides=("tracking.registered_model_name=crnn-spooled",))
+    config = tiny_config("train.epochs=4", *TRACKING_OVERRIDES, "tracking.registered_model_name=crnn-spooled")
     spool = tmp_path / "out" / "mlflow-spool.jsonl"
     mlflow.set_tracking_uri(dead)
     try:
         tracker = MLflowCallback(run_id, tracking_uri=dead, retry_attempts=1)
-        run_fake_training(config, [FakeEnergy(), tracker])  # training is not disturbed by the outage
+        state = train(config, tiny_training_data, tmp_path / "out", [tracker])  # not disturbed by the outage
         assert not tracker.model_logged
         assert not end_run_safely(run_id, "FINISHED", spool)
     finally:
@@ -170,8 +171,11 @@ def test_server_that_never_returns_leaves_a_spool_that_sync_sends(store, tmp_pat
     assert {"config.yaml", "checkpoints/best.pt", "checkpoints/last.pt", "plots/f1_vs_energy.png", "energy/energy_epochs.csv"} <= paths
     (version,) = client.search_model_versions("name = 'crnn-spooled'")
     assert version.run_id == run_id and float(version.tags["run_max_val_f1"]) == pytest.approx(0.43)
+    assert version.tags["checkpoint_epoch"] == str(CHECKPOINT_EPOCH)
     model = mlflow.pytorch.load_model(f"models:/crnn-spooled/{version.version}")
-    assert bool((model[2].bias == 4.0).all())  # best epoch 4 (obj 0.48)
+    best = load_checkpoint(state.best_checkpoint)
+    assert best["epoch"] == CHECKPOINT_EPOCH  # the best obj_metric's, not the max F1's (4)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in best["student"].items())
     # a second sync has nothing left to send
     with pytest.raises(SedwattError, match="not found"):
         replay_spool(spool, tracking_uri=store)

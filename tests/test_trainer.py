@@ -2,54 +2,16 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
-from sedwatt.config import load_config
+from hook_recorder import Recorder
 from sedwatt.data.datasets import build_training_data
 from sedwatt.data.scan import load_clips
 from sedwatt.training.callbacks import Callback
+from sedwatt.training.checkpoint import load_checkpoint
 from sedwatt.training.loop import Trainer
-
-TINY = [
-    "data.clip_seconds=4.0",
-    "features.n_mels=32",
-    "model.channels=[8,16,16]",
-    "model.pools=[[2,2],[2,4],[1,4]]",
-    "model.rnn_hidden=16",
-    "model.fast_dropout=true",
-    "train.batch_size=8",
-    "train.epochs=3",
-    "train.rampup_epochs=1",
-    "train.patience=null",
-    "train.progress=false",
-]
-
-
-def tiny_config(tmp_path, *extra):
-    return load_config(None, [*TINY, f"data.cache_dir={tmp_path / 'cache'}", *extra])
-
-
-class Recorder(Callback):
-    def __init__(self) -> None:
-        self.events: list[tuple[str, int]] = []
-
-    def on_train_start(self, state):
-        self.events.append(("train_start", state.epoch))
-
-    def on_epoch_start(self, state):
-        self.events.append(("epoch_start", state.epoch))
-
-    def on_validation_end(self, state, metrics):
-        assert {"val_f1", "val_f1_student", "val_f1_05_student", "val_weak_f1_student", "obj_metric"} <= set(metrics)
-        self.events.append(("validation_end", state.epoch))
-
-    def on_epoch_end(self, state, metrics):
-        assert {"train_loss", "lr", "epoch_s", "cum_time_s"} <= set(metrics)
-        self.events.append(("epoch_end", state.epoch))
-
-    def on_train_end(self, state):
-        self.events.append(("train_end", state.epoch))
 
 
 class KillAt(Callback):
@@ -68,21 +30,24 @@ def _trainer(config, data_dir, out_dir, callbacks=()):
     return Trainer(config, data, out_dir, list(callbacks))
 
 
-def test_hooks_in_order_and_checkpoints(tiny_data, tmp_path):
+def test_hooks_in_order_and_checkpoints(tiny_data, tmp_path, tiny_config):
     rec = Recorder()
-    state = _trainer(tiny_config(tmp_path), tiny_data, tmp_path / "run", [rec]).fit()
+    state = _trainer(tiny_config(), tiny_data, tmp_path / "run", [rec]).fit()
     assert len(state.history) == 3
     expected = [("train_start", 0)]
     for e in (1, 2, 3):
         expected += [("epoch_start", e), ("validation_end", e), ("epoch_end", e)]
     assert rec.events == expected + [("train_end", 3)]
-    assert state.last_checkpoint.is_file() and state.best_checkpoint.is_file()
-    assert state.best_obj_metric_epoch in (1, 2, 3)
+    # best.pt: the first epoch with the highest obj_metric (a tie keeps the earlier); last.pt: epoch 3
+    objective = [h["obj_metric"] for h in state.history]
+    best = objective.index(max(objective)) + 1
+    assert state.best_obj_metric_epoch == best and state.best_obj_metric == max(objective)
+    assert load_checkpoint(state.best_checkpoint)["epoch"] == best and load_checkpoint(state.last_checkpoint)["epoch"] == 3
     assert [round(h["cum_time_s"], 6) for h in state.history] == sorted(round(h["cum_time_s"], 6) for h in state.history)
 
 
-def test_killed_and_resumed_run_equals_uninterrupted(tiny_data, tmp_path):
-    config = tiny_config(tmp_path)
+def test_killed_and_resumed_run_equals_uninterrupted(tiny_data, tmp_path, tiny_config):
+    config = tiny_config()
     full = _trainer(config, tiny_data, tmp_path / "full").fit()
 
     killed_dir = tmp_path / "killed"
@@ -98,8 +63,12 @@ def test_killed_and_resumed_run_equals_uninterrupted(tiny_data, tmp_path):
         assert torch.equal(x, y), name
 
 
-def test_training_lowers_the_loss(tiny_data, tmp_path):
-    config = tiny_config(tmp_path, "train.epochs=4", "train.lr=3e-3")
-    state = _trainer(config, tiny_data, tmp_path / "run").fit()
-    losses = [h["train_loss"] for h in state.history]
-    assert losses[-1] < losses[0]
+def test_the_step_can_fit_one_batch(tiny_data, tmp_path, tiny_config):
+    """Model, loss and optimizer together can learn: 40 steps on one fixed batch (no dropout, no mixup)
+    bring its loss under 30 % of the first step's (11 % measured; a step that does not descend stays near 100 %)."""
+    config = tiny_config("train.mixup_prob=0", "model.conv_dropout=0", "model.head_dropout=0", "train.lr=0.01")
+    trainer = _trainer(config, tiny_data, tmp_path / "run")
+    mel, strong, weak, _ = next(iter(trainer.loader))
+    rng = np.random.default_rng(0)
+    losses = [float(trainer.step_fn(mel, strong, weak, rng).loss) for _ in range(40)]
+    assert losses[-1] < 0.3 * losses[0]
