@@ -212,9 +212,9 @@ def calibrate(
 ) -> CalibrationOutcome:
     """Measure the reference model's dev-test pass ``repeats`` times and record a calibration run."""
     from sedwatt.evaluation.devtest import load_devtest, run_devtest
-    from sedwatt.evaluation.runs import check_out_dir, open_run, output_folder
+    from sedwatt.evaluation.runs import check_out_dir, output_folder
     from sedwatt.hardware import hardware_tags, resolve_device
-    from sedwatt.tracking import configure_tracking, ensure_experiment
+    from sedwatt.tracking import configure_tracking
 
     configure_tracking()
     config = reference_config(overrides)
@@ -224,7 +224,6 @@ def calibrate(
     device = resolve_device(config.train.device)
     model = reference_model(config, seed, checkpoint).to(device)
     hw = hardware_tags(device)
-    weights = weights_label(seed, checkpoint)
 
     with output_folder(out_dir, "calibration") as work:
         results = []
@@ -232,42 +231,54 @@ def calibrate(
             result = run_devtest(model, devset, config, device, work / f"repeat_{i}", energy_name="calibration")
             results.append(result)
             report(f"calibration pass {i}/{repeats}: {result.energy.energy_kwh:.6g} kWh in {result.energy.duration_s:.1f} s")
-        metrics = calibration_metrics(results)
-        energies, mean_kwh = [float(r.energy.energy_kwh) for r in results], metrics[REF_METRIC]
-        experiment_id = ensure_experiment(CALIBRATION_EXPERIMENT)
-        name = run_name or f"calibration {hw['hw.gpu_model'] if hw['hw.gpu_model'] != 'none' else hw['hw.cpu_model']}"
-        with open_run(
-            experiment_id=experiment_id, run_name=name, spool_root=config.train.out_dir, resume_project_run=False
-        ) as record:  # writes survive a server outage: they wait in a spool for `sedwatt sync`
-            record.set_tags(
-                {**results[0].energy.tags, **hw, "sedwatt.kind": "calibration", "sedwatt.data": str(devset.root)}
-            )
-            record.log_params(
-                {
-                    REF_PUBLISHED_PARAM: repr(float(published_kwh)),
-                    "dataset_fingerprint": devset.fingerprint,
-                    "n_clips": devset.n_clips,
-                    "repeats": repeats,
-                    "reference_model": REFERENCE_NAME,
-                    "reference_params": REFERENCE_PARAMETERS,
-                    "reference_weights": weights,
-                    "device": str(device),
-                    "config_name": config.name,
-                }
-            )
-            record.log_metrics(metrics)
-            for step, value in enumerate(energies, start=1):
-                record.log_metrics({f"{REF_METRIC}_repeat": value}, step=step)
-            record.log_text(config.to_yaml(), "config.yaml")
-            for i, result in enumerate(results, start=1):
-                for path in result.energy.files:
-                    record.log_artifact(path, f"energy/repeat_{i}")
-            run_id = record.run_id
+        params = {
+            REF_PUBLISHED_PARAM: repr(float(published_kwh)),
+            "dataset_fingerprint": devset.fingerprint,
+            "n_clips": devset.n_clips,
+            "repeats": repeats,
+            "reference_model": REFERENCE_NAME,
+            "reference_params": REFERENCE_PARAMETERS,
+            "reference_weights": weights_label(seed, checkpoint),
+            "device": str(device),
+            "config_name": config.name,
+        }
+        tags = {**results[0].energy.tags, **hw, "sedwatt.kind": "calibration", "sedwatt.data": str(devset.root)}
+        run_id = record_calibration(config, results, tags, params, run_name)
+    energies = [float(r.energy.energy_kwh) for r in results]
     calibration = Calibration(
         run_id=run_id,
         fingerprint=hardware_fingerprint(hw),
-        measured_kwh=mean_kwh,
+        measured_kwh=statistics.fmean(energies),
         published_kwh=float(published_kwh),
         dataset_fingerprint=devset.fingerprint,
     )
     return CalibrationOutcome(run_id=run_id, calibration=calibration, energies_kwh=energies, n_clips=devset.n_clips, hw_tags=hw)
+
+
+def record_calibration(
+    config: SedwattConfig, results: list[Any], tags: dict[str, str], params: dict[str, Any], run_name: str | None
+) -> str:
+    """The calibration run in ``CALIBRATION_EXPERIMENT``: metrics of the passes, each pass's energy and files.
+
+    Writes survive a server outage: they wait in a spool for ``sedwatt sync``. Returns the run id.
+    """
+    from sedwatt.evaluation.runs import open_run
+    from sedwatt.tracking import ensure_experiment
+
+    metrics = calibration_metrics(results)
+    experiment_id = ensure_experiment(CALIBRATION_EXPERIMENT)
+    machine = tags["hw.gpu_model"] if tags["hw.gpu_model"] != "none" else tags["hw.cpu_model"]
+    with open_run(
+        experiment_id=experiment_id, run_name=run_name or f"calibration {machine}", spool_root=config.train.out_dir,
+        resume_project_run=False,
+    ) as record:  # fmt: skip
+        record.set_tags(tags)
+        record.log_params(params)
+        record.log_metrics(metrics)
+        for step, result in enumerate(results, start=1):
+            record.log_metrics({f"{REF_METRIC}_repeat": float(result.energy.energy_kwh)}, step=step)
+        record.log_text(config.to_yaml(), "config.yaml")
+        for i, result in enumerate(results, start=1):
+            for path in result.energy.files:
+                record.log_artifact(path, f"energy/repeat_{i}")
+        return record.run_id

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sedwatt.config import SedwattConfig
 from sedwatt.evaluation.calibration import Calibration
 from sedwatt.evaluation.devtest import METRIC_KEYS, OPERATING_POINTS_DIR, PER_CLASS_FILE, DevtestResult
 from sedwatt.evaluation.model_source import ModelSource
@@ -63,6 +64,95 @@ def calibration_check(
     ]
 
 
+def evaluation_tags(
+    result: DevtestResult, hw: dict[str, str], source: ModelSource, data_root: Path,
+    calibration: Calibration | None, dataset_match: bool | None,
+) -> dict[str, str]:  # fmt: skip
+    """The evaluation run's tags: energy provenance, hardware, the model, its training run as parent."""
+    tags = {
+        **result.energy.tags,
+        **hw,
+        **source.tags(),
+        "sedwatt.kind": "evaluate",
+        "sedwatt.evaluates": source.training_run_id,
+        "mlflow.parentRunId": source.training_run_id,
+        "sedwatt.data": str(data_root),
+    }
+    if calibration is not None:
+        tags["sedwatt.calibration_run_id"] = calibration.run_id
+        tags["sedwatt.calibration_dataset_match"] = str(dataset_match).lower()
+    return tags
+
+
+def evaluation_params(
+    source: ModelSource, devset: Any, config: SedwattConfig, device: Any,
+    config_path: Path | str | None, overrides: list[str] | tuple[str, ...], calibration: Calibration | None,
+) -> dict[str, Any]:  # fmt: skip
+    """The evaluation run's params: which model, data, decoding and device, and the calibration used."""
+    params: dict[str, Any] = {
+        "model_uri": source.uri,
+        "model_load_uri": source.load_uri,
+        "training_run_id": source.training_run_id,
+        "dataset_fingerprint": devset.fingerprint,
+        "n_clips": devset.n_clips,
+        "thresholds": "np.arange(1/100, 1, 1/50)",
+        "f1_threshold": config.validation.threshold,
+        "median_filter": config.validation.median_filter,
+        "device": str(device),
+        "config_source": str(config_path) if config_path else f"runs:/{source.training_run_id}/config.yaml",
+    }
+    if overrides:
+        params["overrides"] = " ".join(overrides)
+    if calibration is not None:
+        params.update(
+            {
+                "calibration_run_id": calibration.run_id,
+                "ref_published_kwh": repr(calibration.published_kwh),
+                "ref_inference_energy_kwh": repr(calibration.measured_kwh),
+            }
+        )
+    return params
+
+
+def record_evaluation(
+    source: ModelSource, config: SedwattConfig, run_name: str | None, record: dict[str, Any],
+    work: Path, result: DevtestResult,
+) -> Any:  # fmt: skip
+    """Open the evaluation run and write ``record`` (tags, params, metrics) and the files; returns the run.
+
+    Writes survive a server outage: they wait in a spool for ``sedwatt sync``.
+    """
+    from sedwatt.evaluation.runs import open_run
+
+    default_name = f"evaluate {source.registered_name}/{source.version}" if source.version else "evaluate"
+    with open_run(
+        experiment_id=source.experiment_id,
+        run_name=run_name or default_name,
+        spool_root=config.train.out_dir,
+        parent_run_id=source.training_run_id,
+    ) as recorder:
+        recorder.set_tags(record["tags"])
+        recorder.log_params(record["params"])
+        recorder.log_metrics(record["metrics"])
+        recorder.log_text(config.to_yaml(), "config.yaml")
+        recorder.log_artifact(work / PER_CLASS_FILE)
+        recorder.log_artifact(work / OPERATING_POINTS_DIR, OPERATING_POINTS_DIR)
+        for path in result.energy.files:
+            recorder.log_artifact(path, "energy")
+        return recorder.run
+
+
+def experiment_note(run: Any, source: ModelSource) -> list[str]:
+    """A note when ``mlflow run`` put the evaluation in another experiment than its training run's."""
+    if run.info.experiment_id == source.experiment_id:
+        return []
+    return [
+        f"note: this run is in experiment {run.info.experiment_id}, the training run in "
+        f"{source.experiment_id}; the MLflow UI nests runs within one experiment "
+        "(give `mlflow run` the training run's --experiment-name)"
+    ]
+
+
 def evaluate(
     model_uri: str,
     data: Path | str,
@@ -76,7 +166,7 @@ def evaluate(
     from sedwatt.evaluation.calibration import find_calibration
     from sedwatt.evaluation.devtest import load_devtest, run_devtest
     from sedwatt.evaluation.model_source import load_model, resolve_model_uri, training_config
-    from sedwatt.evaluation.runs import check_out_dir, open_run, output_folder
+    from sedwatt.evaluation.runs import check_out_dir, output_folder
     from sedwatt.hardware import hardware_tags, resolve_device
     from sedwatt.tracking import configure_tracking
 
@@ -97,66 +187,17 @@ def evaluate(
     with output_folder(out_dir, "evaluate") as work:
         result = run_devtest(model, devset, config, device, work, energy_name="devtest")
         metrics = evaluation_metrics(result, calibration)
-        tags = {
-            **result.energy.tags,
-            **hw,
-            **source.tags(),
-            "sedwatt.kind": "evaluate",
-            "sedwatt.evaluates": source.training_run_id,
-            "mlflow.parentRunId": source.training_run_id,
-            "sedwatt.data": str(devset.root),
+        record = {
+            "tags": evaluation_tags(result, hw, source, devset.root, calibration, dataset_match),
+            "params": evaluation_params(source, devset, config, device, config_path, overrides, calibration),
+            "metrics": metrics,
         }
-        params: dict[str, Any] = {
-            "model_uri": source.uri,
-            "model_load_uri": source.load_uri,
-            "training_run_id": source.training_run_id,
-            "dataset_fingerprint": devset.fingerprint,
-            "n_clips": devset.n_clips,
-            "thresholds": "np.arange(1/100, 1, 1/50)",
-            "f1_threshold": config.validation.threshold,
-            "median_filter": config.validation.median_filter,
-            "device": str(device),
-            "config_source": str(config_path) if config_path else f"runs:/{source.training_run_id}/config.yaml",
-        }
-        if overrides:
-            params["overrides"] = " ".join(overrides)
-        if calibration is not None:
-            tags["sedwatt.calibration_run_id"] = calibration.run_id
-            tags["sedwatt.calibration_dataset_match"] = str(dataset_match).lower()
-            params.update(
-                {
-                    "calibration_run_id": calibration.run_id,
-                    "ref_published_kwh": repr(calibration.published_kwh),
-                    "ref_inference_energy_kwh": repr(calibration.measured_kwh),
-                }
-            )
-        default_name = f"evaluate {source.registered_name}/{source.version}" if source.version else "evaluate"
-        with open_run(
-            experiment_id=source.experiment_id,
-            run_name=run_name or default_name,
-            spool_root=config.train.out_dir,
-            parent_run_id=source.training_run_id,
-        ) as record:  # writes survive a server outage: they wait in a spool for `sedwatt sync`
-            record.set_tags(tags)
-            record.log_params(params)
-            record.log_metrics(metrics)
-            record.log_text(config.to_yaml(), "config.yaml")
-            record.log_artifact(work / PER_CLASS_FILE)
-            record.log_artifact(work / OPERATING_POINTS_DIR, OPERATING_POINTS_DIR)
-            for path in result.energy.files:
-                record.log_artifact(path, "energy")
-            run = record.run
-            run_id = run.info.run_id
-            if run.info.experiment_id != source.experiment_id:  # `mlflow run` chose the experiment
-                notes.append(
-                    f"note: this run is in experiment {run.info.experiment_id}, the training run in "
-                    f"{source.experiment_id}; the MLflow UI nests runs within one experiment "
-                    "(give `mlflow run` the training run's --experiment-name)"
-                )
+        run = record_evaluation(source, config, run_name, record, work, result)
+        notes += experiment_note(run, source)
     if out_dir is not None:
         result.out_dir = out_dir
     return EvaluationOutcome(
-        run_id=run_id,
+        run_id=run.info.run_id,
         source=source,
         result=result,
         metrics=metrics,

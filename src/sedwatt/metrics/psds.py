@@ -26,7 +26,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -181,58 +181,18 @@ def _psds_sed_scores_eval(
     classes: Sequence[str],
     thresholds: Sequence[float],
 ) -> PSDSResult:
-    import scipy.ndimage
-
-    from sedwatt.metrics.decode import _check
-
     try:
         from sed_scores_eval import intersection_based
-        from sed_scores_eval.base_modules.scores import create_score_dataframe
     except ImportError as exc:
         raise SedwattError("PSDS backend sed_scores_eval is not installed (pip install sed_scores_eval)") from exc
 
-    scores = _check(np.asarray(scores), filenames, classes)
-    truth = normalise_events(ground_truth)  # overlapping same-class events merged, as for psds_eval
-    if truth.empty:
-        raise SedwattError("PSDS needs ground truth with at least one event")
-    clips = normalise_durations(durations)
-    clip_durations = dict(zip(clips["filename"], clips["duration"], strict=True))
-    unknown = sorted(set(map(str, filenames)) - clip_durations.keys())
-    if unknown:
-        raise SedwattError(f"{len(unknown)} scored clip(s) without a duration, e.g. {unknown[0]}")
-    same_group = truth["filename"].eq(truth["filename"].shift()) & truth["event_label"].eq(truth["event_label"].shift())
-    touching = same_group & truth["onset"].le(truth["offset"].shift())
-    if touching.any():
-        row = truth[touching].iloc[0]
-        raise SedwattError(
-            f"sed_scores_eval rejects touching same-class reference events ({row.filename}, {row.event_label} "
-            f"at {row.onset} s); use the psds_eval backend"
-        )
-
+    scores, truth, clip_durations = _checked_inputs(scores, filenames, ground_truth, durations, classes)
     # psds_eval knows the classes with reference events, and only those; so does this backend.
     names = sorted(set(truth["event_label"]))
-    if median_filter > 1 and scores.size:
-        scores = scipy.ndimage.median_filter(scores, size=(1, 1, median_filter), mode="reflect")
-    grid = np.sort(np.asarray(thresholds, dtype=np.float64))
-    quantised = np.full((scores.shape[0], len(names), scores.shape[-1]), -np.inf)
-    for k, name in enumerate(names):
-        if name in classes:
-            column = scores[:, list(classes).index(name)].astype(np.float64)
-            below = np.searchsorted(grid, column, side="left") - 1  # largest threshold strictly below
-            quantised[:, k] = np.where(below >= 0, grid[np.maximum(below, 0)], -np.inf)
-    times = np.minimum(np.arange(scores.shape[-1] + 1) * frame_seconds, clip_seconds)
-    score_frames = {
-        str(name): create_score_dataframe(quantised[i].T, times, names) for i, name in enumerate(filenames)
-    }
-    # Clips with a duration but no scores: nothing detected, their references missed (as with psds_eval).
-    for name, seconds in clip_durations.items():
-        if name not in score_frames:
-            score_frames[name] = create_score_dataframe(np.full((1, len(names)), -np.inf), [0.0, seconds], names)
-    references: dict[str, list[tuple[float, float, str]]] = {name: [] for name in score_frames}
-    for row in truth.itertuples(index=False):
-        if row.filename not in references:
-            raise SedwattError(f"reference events for {row.filename}, which has no duration")
-        references[row.filename].append((row.onset, row.offset, row.event_label))
+    quantised = _quantised(scores, names, classes, median_filter, thresholds)
+    score_frames, references = _score_frames(
+        quantised, names, filenames, truth, clip_durations, frame_seconds, clip_seconds
+    )
     value, per_class, (etpr, efpr), _ = intersection_based.psds(
         score_frames,
         references,
@@ -251,3 +211,71 @@ def _psds_sed_scores_eval(
         etpr=np.asarray(etpr, dtype=float),
     )
 
+
+def _checked_inputs(
+    scores: np.ndarray, filenames: Sequence[str], ground_truth: pd.DataFrame, durations: pd.DataFrame,
+    classes: Sequence[str],
+) -> tuple[np.ndarray, pd.DataFrame, dict[str, float]]:  # fmt: skip
+    """(scores, merged references, clip → duration), or a ``SedwattError`` saying what sed_scores_eval cannot take."""
+    from sedwatt.metrics.decode import _check
+
+    scores = _check(np.asarray(scores), filenames, classes)
+    truth = normalise_events(ground_truth)  # overlapping same-class events merged, as for psds_eval
+    if truth.empty:
+        raise SedwattError("PSDS needs ground truth with at least one event")
+    clips = normalise_durations(durations)
+    clip_durations = dict(zip(clips["filename"], clips["duration"], strict=True))
+    unknown = sorted(set(map(str, filenames)) - clip_durations.keys())
+    if unknown:
+        raise SedwattError(f"{len(unknown)} scored clip(s) without a duration, e.g. {unknown[0]}")
+    same_group = truth["filename"].eq(truth["filename"].shift()) & truth["event_label"].eq(truth["event_label"].shift())
+    touching = same_group & truth["onset"].le(truth["offset"].shift())
+    if touching.any():
+        row = truth[touching].iloc[0]
+        raise SedwattError(
+            f"sed_scores_eval rejects touching same-class reference events ({row.filename}, {row.event_label} "
+            f"at {row.onset} s); use the psds_eval backend"
+        )
+    return scores, truth, clip_durations
+
+
+def _quantised(
+    scores: np.ndarray, names: Sequence[str], classes: Sequence[str], median_filter: int, thresholds: Sequence[float]
+) -> np.ndarray:
+    """Median-filtered scores of the ``names`` classes, each rounded down to the largest threshold strictly
+    below it (-inf under the lowest): sed_scores_eval then sees exactly the operating points psds_eval sees."""
+    import scipy.ndimage
+
+    if median_filter > 1 and scores.size:
+        scores = scipy.ndimage.median_filter(scores, size=(1, 1, median_filter), mode="reflect")
+    grid = np.sort(np.asarray(thresholds, dtype=np.float64))
+    quantised = np.full((scores.shape[0], len(names), scores.shape[-1]), -np.inf)
+    for k, name in enumerate(names):
+        if name in classes:
+            column = scores[:, list(classes).index(name)].astype(np.float64)
+            below = np.searchsorted(grid, column, side="left") - 1  # largest threshold strictly below
+            quantised[:, k] = np.where(below >= 0, grid[np.maximum(below, 0)], -np.inf)
+    return quantised
+
+
+def _score_frames(
+    quantised: np.ndarray, names: Sequence[str], filenames: Sequence[str], truth: pd.DataFrame,
+    clip_durations: dict[str, float], frame_seconds: float, clip_seconds: float,
+) -> tuple[dict[str, Any], dict[str, list[tuple[float, float, str]]]]:  # fmt: skip
+    """sed_scores_eval's inputs: a score frame per clip and the reference events per clip."""
+    from sed_scores_eval.base_modules.scores import create_score_dataframe
+
+    times = np.minimum(np.arange(quantised.shape[-1] + 1) * frame_seconds, clip_seconds)
+    score_frames = {
+        str(name): create_score_dataframe(quantised[i].T, times, names) for i, name in enumerate(filenames)
+    }
+    # Clips with a duration but no scores: nothing detected, their references missed (as with psds_eval).
+    for name, seconds in clip_durations.items():
+        if name not in score_frames:
+            score_frames[name] = create_score_dataframe(np.full((1, len(names)), -np.inf), [0.0, seconds], names)
+    references: dict[str, list[tuple[float, float, str]]] = {name: [] for name in score_frames}
+    for row in truth.itertuples(index=False):
+        if row.filename not in references:
+            raise SedwattError(f"reference events for {row.filename}, which has no duration")
+        references[row.filename].append((row.onset, row.offset, row.event_label))
+    return score_frames, references

@@ -216,18 +216,7 @@ def join_study(settings: SearchSettings, base: SedwattConfig, candidate_run_id: 
                 study, storage, own_run, settings.parent_wait_s
             )
 
-    from mlflow import MlflowClient
-
-    client = MlflowClient()
-    if own_run == parent or candidate_run_id == parent:
-        if candidate_run_id:
-            runs.adopt_run(candidate_run_id, settings.study_name)
-    else:
-        if own_run and not candidate_run_id:
-            client.delete_run(own_run)  # another worker's parent won; ours never had a child
-        if candidate_run_id:  # this worker's `mlflow run` project run: point it at the real parent
-            client.set_tag(candidate_run_id, "sedwatt.kind", "search")
-            client.set_tag(candidate_run_id, "sedwatt.search_parent_run_id", parent)
+    settle_own_run(parent, own_run, candidate_run_id, settings.study_name)
     runs.reopen_parent(parent)
     runs.log_study_params(parent, study_params(settings, base))
 
@@ -237,6 +226,28 @@ def join_study(settings: SearchSettings, base: SedwattConfig, candidate_run_id: 
         if default is not None and (created or not study.trials):
             study.enqueue_trial(default, skip_if_exists=True)
     return StudyHandle(study, parent, created, runs.experiment_name_of(parent))
+
+
+def settle_own_run(parent: str, own_run: str | None, candidate_run_id: str | None, study_name: str) -> None:
+    """What becomes of this worker's own parent candidate once the study's parent is agreed on.
+
+    It is the parent: a ``mlflow run`` project run is adopted as such. Another worker's won: a run made
+    here is deleted (it never had a child); a project run is tagged as pointing at the real parent.
+    """
+    from mlflow import MlflowClient
+
+    from sedwatt.search import runs
+
+    if own_run == parent or candidate_run_id == parent:
+        if candidate_run_id:
+            runs.adopt_run(candidate_run_id, study_name)
+        return
+    client = MlflowClient()
+    if own_run and not candidate_run_id:
+        client.delete_run(own_run)
+    if candidate_run_id:
+        client.set_tag(candidate_run_id, "sedwatt.kind", "search")
+        client.set_tag(candidate_run_id, "sedwatt.search_parent_run_id", parent)
 
 
 def is_surplus(study: Any, trial_number: int, n_trials: int) -> bool:
@@ -332,79 +343,77 @@ def trial_counts(study: Any) -> dict[str, int]:
     return counts
 
 
-def run_worker(settings: SearchSettings) -> Any:
-    """Work the study until it holds ``n_trials`` complete trials; returns the study."""
-    import optuna
-
+def checked_base_config(settings: SearchSettings) -> SedwattConfig:
+    """The study's base config, after the checks a user's mistake fails: before any study or run exists."""
     from sedwatt.data.scan import load_clips
-    from sedwatt.runner import train_run
-    from sedwatt.search import runs
-    from sedwatt.search.report import log_study_report
-    from sedwatt.tracking import configure_tracking
 
     if settings.n_trials < 1:
         raise SedwattError(f"--n-trials {settings.n_trials}: must be at least 1")
     base = load_config(settings.config_path, settings.overrides)
     if not base.energy.enabled:
         raise SedwattError("energy.enabled=false: the search minimises training energy, so it must be measured")
-    load_clips(settings.data, base)  # bad data fails here, before any study or run exists
-    configure_tracking()
-    # Under `mlflow run -e search` the project's run is this worker's candidate parent. Trials must not
-    # resume it through MLFLOW_RUN_ID (start_run would pick it up), so it leaves the environment first.
-    candidate = os.environ.pop("MLFLOW_RUN_ID", None)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    handle = join_study(settings, base, candidate)
+    load_clips(settings.data, base)  # bad data fails here
+    return base
+
+
+def run_trial(trial: Any, settings: SearchSettings, handle: StudyHandle) -> tuple[float, float]:
+    """One trial: surplus check, parameters, a dead predecessor's finished run adopted, or a training run."""
+    import optuna
+
+    from sedwatt.runner import train_run
+    from sedwatt.search import runs
+
     study = handle.study
-    close_orphans = runs.OrphanRunCloser()
+    trial.set_user_attr(runs.WORKER_ATTR, runs.worker_id())
+    for key in INHERITED_ATTRS:  # a retried trial starts with its dead predecessor's attributes
+        if key in trial.user_attrs:
+            trial.set_user_attr(key, None)
+    if is_surplus(study, trial.number, settings.n_trials):
+        trial.set_user_attr(SURPLUS_ATTR, True)
+        raise optuna.TrialPruned(f"surplus: the study already has {settings.n_trials} trials done or running")
+    params = settings.space.suggest(trial)
+    predecessor_number = retried_from(study, trial.number)
+    predecessor = frozen_trial(study, predecessor_number) if predecessor_number is not None else None
+    if predecessor is not None:
+        adopted = adopt_finished_run(trial, predecessor, settings.f1_objective, settings.energy_objective)
+        if adopted is not None:
+            return adopted
+    config = load_config(settings.config_path, [*settings.overrides, *overrides_for(params)])
+    config.tracking.experiment = handle.experiment
+    callbacks: list[Callback] = []
+    if settings.energy_stop_beta is not None:
+        from sedwatt.search.energy_stop import ParetoEnergyStop
 
-    def objective(trial: optuna.Trial) -> tuple[float, float]:
-        trial.set_user_attr(runs.WORKER_ATTR, runs.worker_id())
-        for key in INHERITED_ATTRS:  # a retried trial starts with its dead predecessor's attributes
-            if key in trial.user_attrs:
-                trial.set_user_attr(key, None)
-        if is_surplus(study, trial.number, settings.n_trials):
-            trial.set_user_attr(SURPLUS_ATTR, True)
-            raise optuna.TrialPruned(f"surplus: the study already has {settings.n_trials} trials done or running")
-        params = settings.space.suggest(trial)
-        predecessor_number = retried_from(study, trial.number)
-        predecessor = frozen_trial(study, predecessor_number) if predecessor_number is not None else None
-        if predecessor is not None:
-            adopted = adopt_finished_run(trial, predecessor, settings.f1_objective, settings.energy_objective)
-            if adopted is not None:
-                return adopted
-        config = load_config(settings.config_path, [*settings.overrides, *overrides_for(params)])
-        config.tracking.experiment = handle.experiment
-        callbacks: list[Callback] = []
-        if settings.energy_stop_beta is not None:
-            from sedwatt.search.energy_stop import ParetoEnergyStop
+        callbacks.append(ParetoEnergyStop(study, trial, settings.energy_stop_beta, settings.energy_stop_window))
+    callbacks.append(runs.TrialLink(trial, predecessor_number))
+    print(trial_header(trial.number, params, config, predecessor_number), flush=True)
+    outcome = train_run(
+        config,
+        settings.data,
+        run_name=f"trial {trial.number} · batch {config.train.batch_size}",
+        parent_run_id=runs.current_parent(study) or handle.parent_run_id,
+        extra_tags={
+            "optuna.study_name": study.study_name,
+            "optuna.trial_number": str(trial.number),
+            "optuna.worker": runs.worker_id(),
+        },
+        extra_callbacks=callbacks,
+    )
+    trial.set_user_attr(runs.RUN_ATTR, outcome.run_id)
+    trial.set_user_attr("epochs_run", len(outcome.state.history))
+    return objective_values(outcome.state.history, settings.f1_objective, settings.energy_objective)
 
-            callbacks.append(ParetoEnergyStop(study, trial, settings.energy_stop_beta, settings.energy_stop_window))
-        callbacks.append(runs.TrialLink(trial, predecessor_number))
-        print(trial_header(trial.number, params, config, predecessor_number), flush=True)
-        outcome = train_run(
-            config,
-            settings.data,
-            run_name=f"trial {trial.number} · batch {config.train.batch_size}",
-            parent_run_id=runs.current_parent(study) or handle.parent_run_id,
-            extra_tags={
-                "optuna.study_name": study.study_name,
-                "optuna.trial_number": str(trial.number),
-                "optuna.worker": runs.worker_id(),
-            },
-            extra_callbacks=callbacks,
-        )
-        trial.set_user_attr(runs.RUN_ATTR, outcome.run_id)
-        trial.set_user_attr("epochs_run", len(outcome.state.history))
-        return objective_values(outcome.state.history, settings.f1_objective, settings.energy_objective)
 
-    def report(study: optuna.Study, _trial: Any = None) -> None:
-        try:
-            close_orphans(study)
-            log_study_report(study, runs.current_parent(study) or handle.parent_run_id)
-        except Exception as exc:  # noqa: BLE001 - the report is refreshed after the next trial anyway
-            logger.warning("could not update the study report: %s", exc)
-        update_aliases(study, base.tracking.registered_model_name if base.tracking.log_model else None)
+def work_until_done(settings: SearchSettings, handle: StudyHandle, report: Any, close_orphans: Any) -> None:
+    """Run trials until the study holds ``n_trials`` complete ones; wait while the rest run elsewhere.
 
+    On an error or Ctrl-C the parent run is ended (FAILED / KILLED) unless other workers' trials still run.
+    """
+    import optuna
+
+    from sedwatt.search import runs
+
+    study = handle.study
     poll_s = float(min(settings.heartbeat_interval, 5))
     try:
         while True:
@@ -413,13 +422,15 @@ def run_worker(settings: SearchSettings) -> Any:
             close_orphans(study)
             counts = trial_counts(study)
             if counts["COMPLETE"] >= settings.n_trials:
-                break
+                return
             if counts["COMPLETE"] + counts["RUNNING"] >= settings.n_trials:
                 time.sleep(poll_s)  # the rest is in other workers' hands (or theirs to retry)
                 continue
             try:
                 with quiet_optuna_warnings():
-                    study.optimize(objective, n_trials=1, callbacks=[report], gc_after_trial=True)
+                    study.optimize(
+                        lambda trial: run_trial(trial, settings, handle), n_trials=1, callbacks=[report], gc_after_trial=True
+                    )
             except ValueError as exc:
                 if not str(exc).startswith("Cannot tell a"):
                     raise
@@ -429,8 +440,36 @@ def run_worker(settings: SearchSettings) -> Any:
         if not trial_counts(study)["RUNNING"]:
             runs.end_parent(handle.parent_run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
+
+
+def run_worker(settings: SearchSettings) -> Any:
+    """Work the study until it holds ``n_trials`` complete trials; returns the study."""
+    import optuna
+
+    from sedwatt.search import runs
+    from sedwatt.search.report import log_study_report
+    from sedwatt.tracking import configure_tracking
+
+    base = checked_base_config(settings)
+    configure_tracking()
+    # Under `mlflow run -e search` the project's run is this worker's candidate parent. Trials must not
+    # resume it through MLFLOW_RUN_ID (start_run would pick it up), so it leaves the environment first.
+    candidate = os.environ.pop("MLFLOW_RUN_ID", None)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    handle = join_study(settings, base, candidate)
+    close_orphans = runs.OrphanRunCloser()
+
+    def report(study: optuna.Study, _trial: Any = None) -> None:
+        try:
+            close_orphans(study)
+            log_study_report(study, runs.current_parent(study) or handle.parent_run_id)
+        except Exception as exc:  # noqa: BLE001 - the report is refreshed after the next trial anyway
+            logger.warning("could not update the study report: %s", exc)
+        update_aliases(study, base.tracking.registered_model_name if base.tracking.log_model else None)
+
+    work_until_done(settings, handle, report, close_orphans)
+    study = handle.study
     report(study)
-    counts = trial_counts(study)
-    if not counts["RUNNING"]:
+    if not trial_counts(study)["RUNNING"]:
         runs.end_parent(runs.current_parent(study) or handle.parent_run_id, "FINISHED")
     return study
