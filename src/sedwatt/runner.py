@@ -83,6 +83,42 @@ def build_checked_trainer(config: SedwattConfig, data: Any) -> Any:
     return trainer
 
 
+def start_run_kwargs(
+    config: SedwattConfig, experiment_id: str, run_name: str | None, parent_run_id: str | None,
+    resume_run_id: str | None, log_system_metrics: bool | None,
+) -> dict[str, Any]:  # fmt: skip
+    """``mlflow.start_run``'s arguments: the run to resume, or a new one (named, nested under a parent or the
+    active run), with system metrics as the config says unless told."""
+    import mlflow
+
+    if log_system_metrics is None:
+        log_system_metrics = config.tracking.system_metrics
+    kwargs: dict[str, Any] = {"log_system_metrics": log_system_metrics}
+    if resume_run_id:
+        kwargs["run_id"] = resume_run_id
+        return kwargs
+    kwargs.update(experiment_id=experiment_id, run_name=run_name or default_run_name(config))
+    if parent_run_id:
+        kwargs["parent_run_id"] = parent_run_id
+    elif mlflow.active_run() is not None:
+        kwargs["nested"] = True
+    return kwargs
+
+
+def run_callbacks(
+    config: SedwattConfig, out_dir: Path, extra: list[Callback], tracker: Callback
+) -> list[Callback]:
+    """The run's callbacks, producers before consumers: threads, energy, early stopping, the caller's, tracking."""
+    from sedwatt.energy import EnergyCallback
+    from sedwatt.threads import ThreadShare
+    from sedwatt.training.early_stopping import stopping_callbacks
+
+    callbacks: list[Callback] = [ThreadShare(config.train.num_threads)]
+    if config.energy.enabled:
+        callbacks.append(EnergyCallback(config.energy, out_dir, config.train.epochs))
+    return [*callbacks, *stopping_callbacks(config.train), *extra, tracker]
+
+
 def train_run(
     config: SedwattConfig,
     data_dir: Path | str,
@@ -94,12 +130,9 @@ def train_run(
     extra_callbacks: list[Callback] | None = None,
     log_system_metrics: bool | None = None,
 ) -> TrainOutcome:
-    import mlflow
-
+    """One tracked training run (see the module docstring): its run id, final state and end-of-run metrics."""
     from sedwatt.data.datasets import build_training_data
     from sedwatt.data.scan import load_clips
-    from sedwatt.energy import EnergyCallback
-    from sedwatt.threads import ThreadShare
     from sedwatt.tracking import (
         MLflowCallback,
         configure_tracking,
@@ -108,7 +141,6 @@ def train_run(
         start_tracked_run,
     )
     from sedwatt.tracking.datasets import dataset_summary
-    from sedwatt.training.early_stopping import stopping_callbacks
 
     configure_tracking()
     scan = load_clips(data_dir, config)
@@ -117,17 +149,7 @@ def train_run(
     trainer.state.info["dataset"] = dataset_summary(data_dir, data)  # the run's MLflow dataset input
     experiment_id = ensure_experiment(config.tracking.experiment)
 
-    if log_system_metrics is None:
-        log_system_metrics = config.tracking.system_metrics
-    start_kwargs: dict[str, Any] = {"log_system_metrics": log_system_metrics}
-    if resume_run_id:
-        start_kwargs["run_id"] = resume_run_id
-    else:
-        start_kwargs.update(experiment_id=experiment_id, run_name=run_name or default_run_name(config))
-        if parent_run_id:
-            start_kwargs["parent_run_id"] = parent_run_id
-        elif mlflow.active_run() is not None:
-            start_kwargs["nested"] = True
+    start_kwargs = start_run_kwargs(config, experiment_id, run_name, parent_run_id, resume_run_id, log_system_metrics)
     out_root = Path(config.train.out_dir).resolve()
     with start_tracked_run(spool_path=lambda run_id: spool_path_for(out_root / run_id), **start_kwargs) as run:
         run_id = run.info.run_id
@@ -137,14 +159,8 @@ def train_run(
         from sedwatt.tracking.resilient import batch_op, logger_for
 
         logger_for(spool_path_for(out_dir)).submit(batch_op(run_id, tags={**tags, **(extra_tags or {})}))
-        callbacks: list[Callback] = [ThreadShare(config.train.num_threads)]
-        if config.energy.enabled:
-            callbacks.append(EnergyCallback(config.energy, out_dir, config.train.epochs))
-        callbacks += stopping_callbacks(config.train)
-        callbacks += list(extra_callbacks or [])
         tracker = MLflowCallback(run_id, spool_path=spool_path_for(out_dir))
-        callbacks.append(tracker)
-        trainer.attach(out_dir, callbacks)
+        trainer.attach(out_dir, run_callbacks(config, out_dir, extra_callbacks or [], tracker))
         resume_from = _resume_checkpoint(run_id, out_dir) if resume_run_id else None
         state = trainer.fit(resume_from=resume_from)
         return TrainOutcome(run_id=run_id, state=state, summary=dict(getattr(tracker, "summary", {}) or {}))
