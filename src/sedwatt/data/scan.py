@@ -96,32 +96,16 @@ def _scan_set(
     progress: bool,
     warnings: list[str] | None = None,
 ) -> ClipSet:
+    """One set: its labels, its audio files probed, their durations checked; problems collected, not raised."""
     out = ClipSet(spec)
     audio_dir = layout.audio_dir(spec)
-    classes = tuple(config.data.classes)
     if not audio_dir.is_dir():
         problems.append(f"{audio_dir}: audio folder of the {spec.name} set not found")
         return out
     label_path = layout.labels(spec)
-    strong: tsv.StrongLabels | None = None
-    weak: tsv.WeakLabels | None = None
-    if spec.kind == "strong":
-        assert label_path is not None
-        strong = tsv.read_strong(label_path, classes, problems, warnings)
-        names = list(strong.events)
-    elif spec.kind == "weak":
-        assert label_path is not None
-        weak = tsv.read_weak(label_path, classes, problems)
-        names = list(weak.labels)
-    else:
-        names = sorted(p.name for p in audio_dir.glob("*.wav"))
-        if not names:
-            problems.append(f"{audio_dir}: no .wav files in the {spec.name} set")
-
+    strong, weak, names = _read_labels(spec, label_path, audio_dir, tuple(config.data.classes), problems, warnings)
     durations_path = layout.durations(spec)
-    listed: dict[str, float] = {}
-    if durations_path is not None:
-        listed = tsv.read_durations(durations_path, problems)
+    listed = tsv.read_durations(durations_path, problems) if durations_path is not None else {}
 
     probes = _probe([audio_dir / n for n in names], f"checking {spec.name}", progress)
     first_line = strong.first_line if strong is not None else weak.rows if weak is not None else {}
@@ -145,19 +129,48 @@ def _scan_set(
     if strong is not None and label_path is not None:
         tsv.check_event_bounds(label_path, strong, {**on_disk, **listed}, problems)
 
+    out.clips = _clips(audio_dir, on_disk, strong, weak, config.data.drop_no_event_clips)
+    out.durations = {n: listed.get(n, on_disk.get(n, 0.0)) for n in (listed or on_disk)}
+    return out
+
+
+def _read_labels(
+    spec: SetSpec, label_path: Path | None, audio_dir: Path, classes: tuple[str, ...], problems: list[str],
+    warnings: list[str] | None,
+) -> tuple[tsv.StrongLabels | None, tsv.WeakLabels | None, list[str]]:  # fmt: skip
+    """(strong labels, weak labels, clip names) of a set: from its TSV, or the folder's WAVs when unlabelled."""
+    if spec.kind == "strong":
+        assert label_path is not None
+        strong = tsv.read_strong(label_path, classes, problems, warnings)
+        return strong, None, list(strong.events)
+    if spec.kind == "weak":
+        assert label_path is not None
+        weak = tsv.read_weak(label_path, classes, problems)
+        return None, weak, list(weak.labels)
+    names = sorted(p.name for p in audio_dir.glob("*.wav"))
+    if not names:
+        problems.append(f"{audio_dir}: no .wav files in the {spec.name} set")
+    return None, None, names
+
+
+def _clips(
+    audio_dir: Path, on_disk: dict[str, float], strong: tsv.StrongLabels | None, weak: tsv.WeakLabels | None,
+    drop_no_event_clips: bool,
+) -> list[Clip]:  # fmt: skip
+    """The readable clips with their labels (strong events, weak labels, or none)."""
+    clips = []
     for name, duration in on_disk.items():
         path = audio_dir / name
         if strong is not None:
             events = tuple(strong.events[name])
-            if config.data.drop_no_event_clips and not events:
+            if drop_no_event_clips and not events:
                 continue  # recipe quirk: no predictions for them, yet they stay in `durations`
-            out.clips.append(Clip(path, duration, events=events))
+            clips.append(Clip(path, duration, events=events))
         elif weak is not None:
-            out.clips.append(Clip(path, duration, labels=tuple(weak.labels[name])))
+            clips.append(Clip(path, duration, labels=tuple(weak.labels[name])))
         else:
-            out.clips.append(Clip(path, duration))
-    out.durations = {n: listed.get(n, on_disk.get(n, 0.0)) for n in (listed or on_disk)}
-    return out
+            clips.append(Clip(path, duration))
+    return clips
 
 
 def _fingerprint(layout: DesedLayout, specs: tuple[SetSpec, ...], sets: dict[str, ClipSet]) -> str:
