@@ -218,6 +218,27 @@ def _render_all(jobs: list[ClipJob], workers: int, progress: bool | None) -> lis
         bar.close()
 
 
+def _render_sets(
+    root: Path, counts: Mapping[str, int], seed: int, clip_ms: int, workers: int, progress: bool | None
+) -> dict[str, list[ClipRecord]]:
+    """Every clip of every set rendered into ``root``'s audio folders (in parallel); its records per set."""
+    layout = DesedLayout(root)
+    jobs = []
+    for set_name in SET_ORDER:
+        audio_dir = layout.audio_dir_for_writing(SETS_BY_NAME[set_name])
+        audio_dir.mkdir(parents=True, exist_ok=True)
+        empty = empty_clip_indices(seed, set_name, counts[set_name])
+        jobs += [ClipJob(set_name, i, seed, clip_ms, audio_dir, i in empty) for i in range(counts[set_name])]
+    records = _render_all(jobs, min(workers, max(1, len(jobs))), progress)
+    by_set: dict[str, list[ClipRecord]] = {name: [] for name in SET_ORDER}
+    for job, record in zip(jobs, records, strict=True):
+        by_set[job.set_name].append(record)
+    for set_name, set_records in by_set.items():
+        if len({r.filename for r in set_records}) != len(set_records):  # a clip overwrote another: a bug
+            raise RuntimeError(f"make-data: duplicate file names in the {set_name} set")
+    return by_set
+
+
 def generate_dataset(
     out: Path | str,
     *,
@@ -243,20 +264,7 @@ def generate_dataset(
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        layout = DesedLayout(tmp)
-        jobs = []
-        for set_name in SET_ORDER:
-            audio_dir = layout.audio_dir_for_writing(SETS_BY_NAME[set_name])
-            audio_dir.mkdir(parents=True, exist_ok=True)
-            empty = empty_clip_indices(seed, set_name, counts[set_name])
-            jobs += [ClipJob(set_name, i, seed, clip_ms, audio_dir, i in empty) for i in range(counts[set_name])]
-        records = _render_all(jobs, min(workers, max(1, len(jobs))), progress)
-        by_set: dict[str, list[ClipRecord]] = {name: [] for name in SET_ORDER}
-        for job, record in zip(jobs, records, strict=True):
-            by_set[job.set_name].append(record)
-        for set_name, set_records in by_set.items():
-            if len({r.filename for r in set_records}) != len(set_records):  # a clip overwrote another: a bug
-                raise RuntimeError(f"make-data: duplicate file names in the {set_name} set")
+        by_set = _render_sets(tmp, counts, seed, clip_ms, workers, progress)
         for set_name, set_records in by_set.items():
             _write_labels(tmp, set_name, set_records)
         manifest = {
