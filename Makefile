@@ -9,7 +9,7 @@ UI_PORT ?= 5000
 DASHBOARD_PORT ?= 8080
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlruns.db
 
-.PHONY: venv demo test lint server clean ui dashboard
+.PHONY: venv venv-cpu demo test lint server clean ui dashboard
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,8 +19,22 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The same venv with PyTorch's CPU-only build (no CUDA libraries: a far smaller download and .venv), for
+# machines without an NVIDIA GPU. Run it instead of `make venv`, before `make demo` / `make test`.
+TORCH_VERSION ?= 2.11.0
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+venv-cpu:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==$(TORCH_VERSION) torchaudio==$(TORCH_VERSION) --index-url $(TORCH_CPU_INDEX)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+# The paper's point in small (src/sedwatt/cli/demo.py): batch sizes 16, 48, 8, 32 at 25 epochs each.
+# The short version: make demo DEMO_ARGS="--quick" (10 epochs, batch 16 and 48); or DEMO_ARGS="--epochs N --trials K".
+DEMO_ARGS ?=
 demo: $(STAMP)
-	$(VENV)/bin/sedwatt demo --out $(DEMO_DIR)
+	$(VENV)/bin/sedwatt demo --out $(DEMO_DIR) $(DEMO_ARGS)
 
 # Look at what the demo made (the venv's own tools: nothing needs an activated venv). Ctrl-C stops them.
 # The MLflow UI on the tracking store `make demo` writes to: http://127.0.0.1:$(UI_PORT)

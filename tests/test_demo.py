@@ -1,9 +1,11 @@
-"""`sedwatt demo` (what `make demo` runs), shrunk: tiny preset, 1 epoch, 1 one-epoch search trial.
+"""`sedwatt demo` (what `make demo` runs), shrunk: tiny preset, 1 epoch, 1 search trial at batch 48.
 
-The whole chain for real — make-data, `mlflow run . -e main` in a subprocess, an Optuna study, the
-analysis — checking what the newcomer is promised: the training run's id (a finished run of the main
-entry point), the address that opens it in the UI's training view, the HTML report of the demo's own runs,
-and the printed `make … ui` / `make … dashboard` commands, started as printed, answering on 127.0.0.1.
+The whole chain for real — make-data, `mlflow run . -e main` in a subprocess, an Optuna study whose
+trial is the queued batch size, the analysis — checking what the newcomer is promised: the training run's
+id (a finished run of the main entry point), runs that differ only in batch size (same epochs: one cohort),
+the table of the demo's runs and the time of each part, the address that opens the run in the UI's
+training view, the HTML report of the demo's own runs, and the printed `make … ui` / `make … dashboard`
+commands, started as printed, answering on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from launch import started
+from sedwatt.cli.demo import DEMO_EPOCHS, QUICK_EPOCHS, SEARCH_BATCH_SIZES, DemoPlan, plan_from_args
+from sedwatt.errors import SedwattError
 from servers import free_port
-from test_newcomer import started
 
 
 @pytest.mark.slow
@@ -36,7 +40,7 @@ def test_demo_chain_prints_run_id_ui_and_report(tmp_path):
     ui_port, dashboard_port = free_port(), free_port()
     cmd = [
         str(bindir / "sedwatt"), "demo", "--out", str(out), "--preset", "tiny", "--experiment", "demo-test",
-        "--epochs", "1", "--search-trials", "1", "--search-epochs", "1",
+        "--epochs", "1", "--trials", "1",
         "--ui-port", str(ui_port), "--dashboard-port", str(dashboard_port),
     ]  # fmt: skip
     done = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
@@ -50,6 +54,7 @@ def test_demo_chain_prints_run_id_ui_and_report(tmp_path):
     assert run.info.status == "FINISHED"
     assert run.data.tags["mlflow.project.entryPoint"] == "main"
     assert [m.step for m in client.get_metric_history(run_id, "val_f1")] == [1]
+    assert "cpu_demo at batch size 16, 48, 1 epochs each" in done.stdout
     base = f"http://127.0.0.1:{ui_port}"
     assert f"{base}/#/experiments/{run.info.experiment_id}/runs/{run_id}/model-metrics?workflowType=machine_learning" in done.stdout
     assert "val_f1" in done.stdout and "energy_cum_kwh" in done.stdout  # where F1 and energy are in the UI
@@ -58,11 +63,24 @@ def test_demo_chain_prints_run_id_ui_and_report(tmp_path):
     experiment = client.get_experiment_by_name("demo-test")
     trials = client.search_runs([experiment.experiment_id], "tags.`optuna.trial_number` = '0'")
     assert len(trials) == 1 and trials[0].data.tags.get("mlflow.parentRunId")
+    trial = trials[0]
+    # the queued batch size, the training run's epoch budget: the two runs are comparable
+    assert trial.data.params["batch_size"] == "48" and run.data.params["batch_size"] == "16"
+    assert trial.data.params["train.epochs"] == run.data.params["train.epochs"] == "1"
+    assert [m.step for m in client.get_metric_history(trial.info.run_id, "val_f1")] == [1]
+    assert "cohorts of comparable runs" not in done.stdout  # the analysis found one cohort
+    table = done.stdout[done.stdout.index("== the demo's runs"):]
+    rows = {line.split()[0]: line.split() for line in table.splitlines()[2:4]}
+    assert rows["16"][1] == "1" and rows["16"][-1] == run_id
+    assert rows["48"][1] == "1" and rows["48"][-1] == trial.info.run_id
+    timing = re.search(r"^time: dataset .* · training run \(batch 16\) .* · search \(1 trials\) .* · analysis .* · total .*$",
+                       done.stdout, re.MULTILINE)  # fmt: skip
+    assert timing, done.stdout[-2000:]
     report = out / "report" / "report.html"
     assert report.is_file() and f"report: {report}" in done.stdout
     assert (out / "outputs" / run_id / "checkpoints" / "last.pt").is_file()  # the demo keeps its files together
     runs_csv = (out / "report" / "runs.csv").read_text()
-    assert run_id in runs_csv and trials[0].info.run_id in runs_csv
+    assert run_id in runs_csv and trial.info.run_id in runs_csv
     parent = trials[0].data.tags["mlflow.parentRunId"]
     assert f"/runs/{parent}/artifacts/study/pareto_front.png?workflowType=machine_learning" in done.stdout
 
@@ -75,4 +93,37 @@ def test_demo_chain_prints_run_id_ui_and_report(tmp_path):
         assert answer.status == 200 and run_id in answer.read().decode()
     with started(dashboard.group(1), tmp_path, f"http://127.0.0.1:{dashboard_port}/dashboard/"):
         answer = urllib.request.urlopen(f"http://127.0.0.1:{dashboard_port}/api/studies", timeout=10)  # noqa: S310
-        assert answer.status == 200 and "demo-batch-size" in answer.read().decode()
+        assert answer.status == 200 and "demo-batch-size-1ep-48" in answer.read().decode()
+
+
+def plan(*argv: str) -> DemoPlan:
+    from sedwatt.cli import build_parser
+
+    return plan_from_args(build_parser().parse_args(["demo", *argv]), main_batch=16)
+
+
+def test_demo_plan_from_flags():
+    assert plan() == DemoPlan(DEMO_EPOCHS, 16, SEARCH_BATCH_SIZES)
+    assert plan("--quick") == DemoPlan(QUICK_EPOCHS, 16, SEARCH_BATCH_SIZES[:1])
+    assert plan("--quick", "--epochs", "3", "--trials", "2") == DemoPlan(3, 16, SEARCH_BATCH_SIZES[:2])
+    assert plan("--batch-sizes", "8,64", "--trials", "1") == DemoPlan(DEMO_EPOCHS, 16, (8,))
+    assert plan("--skip-search").search_batches == ()
+    # a study per plan: a re-run finds its own finished trials, never another epoch budget's
+    assert plan().study_name != plan("--epochs", "3").study_name != plan("--epochs", "3", "--trials", "1").study_name
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("--epochs", "0"), "--epochs 0: must be at least 1"),
+        (("--batch-sizes", "8,x"), "--batch-sizes '8,x': expected integers"),
+        (("--batch-sizes", "8,30"), "--batch-sizes: 30 cannot be split"),
+        (("--batch-sizes", "8,16"), "not 16 (the training run's)"),
+        (("--batch-sizes", "8,8"), "each size once"),
+        (("--trials", "4"), "--trials 4: between 0 and 3"),
+    ],
+)
+def test_demo_refuses_bad_flags_in_one_line(argv, message):
+    with pytest.raises(SedwattError) as raised:
+        plan(*argv)
+    assert message in str(raised.value) and "\n" not in str(raised.value)
