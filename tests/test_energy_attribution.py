@@ -67,21 +67,30 @@ print(json.dumps({"process_s": share.process_s, "machine_s": share.machine_s, "s
 def busy_loops(cpu: int | None, count: int):
     """``count`` busy-loop processes (pinned to ``cpu``, or to every usable CPU when None); yields pids."""
     cpus = sorted(os.sched_getaffinity(0)) if cpu is None else [cpu]
-    procs = [
-        subprocess.Popen([sys.executable, "-c", BUSY, str(cpus[i % len(cpus)])]) for i in range(count)
-    ]
+    # Started through a shell that exits at once: the loops are re-parented, so they are *other* processes,
+    # not descendants of this one (whose CPU time the process-tree share rightly counts as its own).
+    pids = []
+    for i in range(count):
+        launcher = subprocess.run(
+            ["sh", "-c", f'"$0" -c "$1" {cpus[i % len(cpus)]} >/dev/null 2>&1 & echo $!', sys.executable, BUSY],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        pids.append(int(launcher.stdout.strip()))
+    procs = [psutil.Process(pid) for pid in pids]
     try:
         deadline = time.monotonic() + 10
+
         def starting() -> bool:  # not yet busy-looping (still importing)
-            return any(psutil.Process(p.pid).cpu_times().user < 0.05 for p in procs)
+            return any(p.cpu_times().user < 0.05 for p in procs)
 
         while time.monotonic() < deadline and starting():
             time.sleep(0.05)
-        yield [p.pid for p in procs]
+        yield pids
     finally:
         for proc in procs:
-            proc.kill()
-            proc.wait()
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+        psutil.wait_procs(procs, timeout=10)
 
 
 def measure_share(cpu: int, seconds: float, others: list[int]) -> dict[str, float]:

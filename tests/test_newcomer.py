@@ -175,5 +175,5 @@ def test_pareto_html_is_light_offline_and_says_its_units(tmp_path, n_trials):
     assert "<script" not in page and 'src="http' not in page  # renders offline and in MLflow's sandboxed viewer
     for label in ("training energy (Wh)", "intersection F1 (%)", "trial number (order of sampling)"):
         assert label in page
-    assert len(re.findall(r"<title>#\d+ batch_size=\d+: F1 [\d.]+ %, [\d.e+-]+ Wh", page)) == n_trials  # hover texts
+    assert len(re.findall(r"<title>#\d+ batch_size=\d+: \w+ [\d.]+ %, \w+ [\d.e+-]+ Wh", page)) == n_trials  # hover texts
     assert paths["png"].read_bytes()[:4] == b"\x89PNG"
