@@ -320,3 +320,22 @@ def test_psds_backend_sed_scores_eval_scores_the_devtest_alike(tiny_data, tmp_pa
         assert fast.metrics[key] == pytest.approx(value, abs=1e-9), key
     for scenario in ("psds1", "psds2"):
         assert fast.per_class[scenario] == pytest.approx(reference.per_class[scenario], abs=1e-9)
+
+
+def test_evaluate_loads_a_sedwatt_model_weights_only(trained, client, monkeypatch):
+    """The model's state dict + config, read with weights_only=True: nothing is unpickled (the same weights)."""
+    import torch
+
+    from sedwatt.evaluation.model_source import load_model, resolve_model_uri
+
+    source = resolve_model_uri(f"models:/{MODEL_NAME}/1")
+    pickled = mlflow.pytorch.load_model(source.load_uri, map_location="cpu")
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("the pickled PyTorch flavour was loaded")
+
+    monkeypatch.setattr(mlflow.pytorch, "load_model", refuse)
+    model = load_model(source, torch.device("cpu"))
+    assert not model.training
+    mine, theirs = model.state_dict(), pickled.state_dict()
+    assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)

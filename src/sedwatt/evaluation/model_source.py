@@ -178,17 +178,28 @@ def training_config(source: ModelSource, config_path: str | Path | None, overrid
 
 
 def load_model(source: ModelSource, device: Any) -> Any:
-    """The logged model (a pickled CRNN) on ``device``, in eval mode.
+    """The logged model on ``device``, in eval mode: weights-only where the model allows it.
 
-    MLflow's pytorch flavour unpickles the whole module, which can run code: loading a model trusts
-    whoever logged or registered it. (Checkpoints and state dicts are loaded with weights_only=True.)
+    A model sedwatt logged carries its weights as a state dict (``artifacts/state_dict.pt``) and its
+    config: the CRNN is rebuilt with sedwatt's code and the weights read with ``weights_only=True``, so
+    nothing in the files runs. Only an older, PyTorch-only model is unpickled through MLflow's pytorch
+    flavour, which can run code: loading that trusts whoever logged or registered it.
     """
+    import mlflow.artifacts
     import mlflow.pytorch
     import torch
 
+    from sedwatt.serving.pyfunc import STATE_DICT_FILE, load_crnn, saved_config
+
     try:
-        with quiet_downloads():
-            model = mlflow.pytorch.load_model(source.load_uri, map_location=device)
+        with tempfile.TemporaryDirectory(prefix="sedwatt-model-") as folder, quiet_downloads():
+            local = mlflow.artifacts.download_artifacts(artifact_uri=source.load_uri, dst_path=folder)
+            config = saved_config(local)
+            if config is not None:
+                return load_crnn(Path(local) / STATE_DICT_FILE, config, device).to(device).eval()
+            model = mlflow.pytorch.load_model(local, map_location=device)
+    except SedwattError:
+        raise
     except Exception as exc:
         raise SedwattError(
             f"--model-uri {source.uri}: the model could not be loaded ({exc.__class__.__name__}: {(str(exc).splitlines() or [''])[0][:200]})"

@@ -35,6 +35,7 @@ from sedwatt.errors import SedwattError
 
 STATE_DICT = "state_dict"  # artifact keys (files artifacts/state_dict.pt, artifacts/config.yaml)
 CONFIG = "config"
+STATE_DICT_FILE = "artifacts/state_dict.pt"  # where the weights lie inside a saved model folder
 INPUT_COLUMN = "filename"
 CODE_FILE = "sedwatt_model.py"
 MODEL_CODE = '''"""MLflow models-from-code entry of a sedwatt model: loading the model runs this file (sedwatt must be installed)."""
