@@ -30,7 +30,7 @@ venv-cpu:
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-# The paper's point in small (src/sedwatt/cli/demo.py): batch sizes 16, 48, 8, 32 at 25 epochs each.
+# The paper's point in small (src/sedwatt/cli/demo.py): batch sizes 16, 48 and 32, 20 epochs each.
 # The short version: make demo DEMO_ARGS="--quick" (10 epochs, batch 16 and 48); or DEMO_ARGS="--epochs N --trials K".
 DEMO_ARGS ?=
 demo: $(STAMP)

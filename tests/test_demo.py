@@ -106,6 +106,7 @@ def test_demo_plan_from_flags():
     assert plan() == DemoPlan(DEMO_EPOCHS, 16, SEARCH_BATCH_SIZES)
     assert plan("--quick") == DemoPlan(QUICK_EPOCHS, 16, SEARCH_BATCH_SIZES[:1])
     assert plan("--quick", "--epochs", "3", "--trials", "2") == DemoPlan(3, 16, SEARCH_BATCH_SIZES[:2])
+    assert plan("--batch-sizes", "48,32,8") == DemoPlan(DEMO_EPOCHS, 16, (48, 32, 8))
     assert plan("--batch-sizes", "8,64", "--trials", "1") == DemoPlan(DEMO_EPOCHS, 16, (8,))
     assert plan("--skip-search").search_batches == ()
     # a study per plan: a re-run finds its own finished trials, never another epoch budget's
@@ -120,7 +121,7 @@ def test_demo_plan_from_flags():
         (("--batch-sizes", "8,30"), "--batch-sizes: 30 cannot be split"),
         (("--batch-sizes", "8,16"), "not 16 (the training run's)"),
         (("--batch-sizes", "8,8"), "each size once"),
-        (("--trials", "4"), "--trials 4: between 0 and 3"),
+        (("--trials", "9"), f"--trials 9: between 0 and {len(SEARCH_BATCH_SIZES)}"),
     ],
 )
 def test_demo_refuses_bad_flags_in_one_line(argv, message):
