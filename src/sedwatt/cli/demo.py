@@ -365,8 +365,8 @@ def where_to_look(
     lines.append(f"the analysis of all the demo's runs (tables, Pareto front, findings): {report}")
     if with_search:
         dash = dashboard_command(root, out, dashboard_port)
-        which = f" (study {study_name})" if study_name else ""
-        lines.append(f"Start the Optuna dashboard of the search{which} (Ctrl-C stops it), then open {dash.url}:")
+        which = f" on study {study_name}" if study_name else " of the search"
+        lines.append(f"Start the Optuna dashboard{which} (Ctrl-C stops it), then open {dash.url}:")
         lines += [f"  {dash.make}", f"  or, without make: {dash.direct}"] if dash.make else [f"  {dash.direct}"]
     activate = Path(sys.executable).parent / "activate"
     if activate.is_file():  # a venv nobody activated: the README's commands need it on PATH
