@@ -209,8 +209,3 @@ def cohort_findings(runs: pd.DataFrame, group_keys: Sequence[str], cohort: str =
         *outcome_findings(runs, keys),
     ]
     return [replace(f, cohort=cohort) for f in found]
-
-
-def compute_findings(runs: pd.DataFrame, group_keys: Sequence[str], n_calibrations: int) -> list[Finding]:
-    """All findings of runs that form one cohort, plus the (cohort-free) normalisation finding."""
-    return [*cohort_findings(runs, group_keys), normalisation_finding(runs, n_calibrations)]
