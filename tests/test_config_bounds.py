@@ -89,6 +89,37 @@ def test_set_override_is_named_as_typed():
         load_config(None, ["train.seed=1", Override("train.seed=-3", "--seed -3")])
 
 
+@pytest.mark.parametrize(
+    "overrides, source",
+    [
+        # a section-level check: each override under the section may be the cause, so all are named
+        (
+            ["model.fast_dropout=true", "model.conv_dropout=0.3", "model.rnn_hidden=64", "train.lr=0.01"],
+            "defaults with --set model.fast_dropout=true, --set model.conv_dropout=0.3, --set model.rnn_hidden=64: "
+            "field model: conv_dropout 0.3",
+        ),
+        # a cross-field check (no location): the override is named, not "defaults" alone
+        (["model.n_classes=5"], "defaults with --set model.n_classes=5: model.n_classes is 5"),
+        # an override of the whole section replaced what came before it
+        (
+            ["model.rnn_hidden=64", "model={fast_dropout: true, conv_dropout: 0.3}"],
+            "--set model={fast_dropout: true, conv_dropout: 0.3}: field model: conv_dropout 0.3",
+        ),
+    ],
+)
+def test_a_check_over_several_values_names_every_override_it_covers(overrides, source):
+    with pytest.raises(SedwattError) as info:
+        load_config(None, overrides)
+    assert str(info.value).startswith(source)
+
+
+def test_a_check_over_several_values_names_the_file_too(tmp_path):
+    config = tmp_path / "my.yaml"
+    config.write_text("model:\n  fast_dropout: true\n")
+    with pytest.raises(SedwattError, match=r"my\.yaml with --set model\.conv_dropout=0\.3: field model: conv_dropout"):
+        load_config(config, ["model.conv_dropout=0.3"])
+
+
 def test_fast_dropout_only_with_half_or_zero():
     with pytest.raises(SedwattError, match="fast_dropout"):
         load_config(None, ["model.fast_dropout=true", "model.head_dropout=0.3"])

@@ -359,14 +359,23 @@ def apply_overrides(tree: dict[str, Any], overrides: list[str] | tuple[str, ...]
 
 
 def _source_of(loc: tuple[Any, ...], overrides: list[str] | tuple[str, ...], default: str) -> str:
-    """The override that set the refused field (the last one on its path), else the file/defaults."""
+    """Where the refused value came from, for the error line.
+
+    An override at or above the refused location (``model.conv_dropout=…`` for that field, or
+    ``model={…}`` for the section) replaced it whole: the last such one is named, else the file or
+    defaults. Overrides below it (``model.rnn_hidden=…`` under a section-level or cross-field check)
+    only changed part of it, and which part the check refused is unknown, so all of them are listed:
+    ``defaults with --set a=…, --set b=…``.
+    """
     where = [str(x) for x in loc]
-    for text in reversed(overrides):
+    base, inside = default, []
+    for text in overrides:
         path = parse_override(text)[0]
-        n = min(len(path), len(where))
-        if n and path[:n] == where[:n]:
-            return override_label(text)
-    return default
+        if len(path) <= len(where) and path == where[: len(path)]:
+            base, inside = override_label(text), []  # replaced the refused value and whatever set it before
+        elif path[: len(where)] == where:
+            inside.append(override_label(text))
+    return f"{base} with {', '.join(inside)}" if inside else base
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> SedwattConfig:
