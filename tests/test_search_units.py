@@ -336,6 +336,24 @@ def test_a_study_with_other_directions_is_refused_before_anything_is_made(tmp_pa
     assert not (tmp_path / "mlruns.db").exists()
 
 
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # set_metric_names
+def test_a_worker_with_other_objectives_is_refused_before_anything_is_made(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    study = optuna.create_study(study_name="named", storage=url, directions=["maximize", "minimize"])
+    study.set_metric_names(list(objective_names("best", "total")))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns.db'}")
+    settings = SearchSettings(config_path=None, overrides=[], data=tmp_path, n_trials=1, study_name="named",
+                              storage=url, space=SearchSpace(), heartbeat_interval=2, grace_period=10,
+                              f1_objective="final", energy_objective="to_95")  # fmt: skip
+    with pytest.raises(SedwattError) as err:
+        join_study(settings, load_config(None), None)
+    message = str(err.value)
+    assert "--f1-objective final" in message and "--energy-objective to_95" in message
+    assert "max_val_f1, energy_total_kwh" in message and "final_val_f1, energy_at_95pct_max_kwh" in message
+    assert not (tmp_path / "mlruns.db").exists()
+    assert optuna.load_study(study_name="named", storage=url).trials == []
+
+
 # --- report ---------------------------------------------------------------------------------------
 
 

@@ -142,6 +142,18 @@ def _check_directions(study: Any) -> None:
         )
 
 
+def _check_objectives(study: Any, settings: SearchSettings) -> None:
+    """A study holds one kind of values: a worker with other objectives would mix them in silently."""
+    stored = getattr(study, "metric_names", None)
+    wanted = list(objective_names(settings.f1_objective, settings.energy_objective))
+    if stored and list(stored) != wanted:
+        raise SedwattError(
+            f"--study-name {study.study_name}: this study's objectives are {', '.join(map(str, stored))}, but "
+            f"--f1-objective {settings.f1_objective} --energy-objective {settings.energy_objective} give "
+            f"{', '.join(wanted)}; use the study's objectives or another name"
+        )
+
+
 def trial_header(number: int, params: dict[str, Any], config: SedwattConfig, retried: int | None) -> str:
     """One line before a trial's epochs, so several trials' progress lines can be told apart."""
     from sedwatt.search.runs import worker_id
@@ -187,6 +199,7 @@ def join_study(settings: SearchSettings, base: SedwattConfig, candidate_run_id: 
     study = _load_study(storage, settings.study_name)
     if study is not None:
         _check_directions(study)  # before anything is made for it
+        _check_objectives(study, settings)
     parent = runs.current_parent(study) if study is not None else None
     created = False
     own_run: str | None = None
