@@ -9,6 +9,7 @@ import torch
 from hook_recorder import Recorder
 from sedwatt.data.datasets import build_training_data
 from sedwatt.data.scan import load_clips
+from sedwatt.threads import ThreadShare, live_jobs
 from sedwatt.training.callbacks import Callback
 from sedwatt.training.checkpoint import load_checkpoint
 from sedwatt.training.loop import Trainer
@@ -44,6 +45,27 @@ def test_hooks_in_order_and_checkpoints(tiny_data, tmp_path, tiny_config):
     assert state.best_obj_metric_epoch == best and state.best_obj_metric == max(objective)
     assert load_checkpoint(state.best_checkpoint)["epoch"] == best and load_checkpoint(state.last_checkpoint)["epoch"] == 3
     assert [round(h["cum_time_s"], 6) for h in state.history] == sorted(round(h["cum_time_s"], 6) for h in state.history)
+
+
+class FailAtStart(Callback):
+    def on_train_start(self, state):
+        raise RuntimeError("start hook failed")
+
+
+def test_a_failing_start_hook_still_ends_the_callbacks_that_started(
+    tiny_training_data, tmp_path, tiny_config, monkeypatch
+):
+    """ThreadShare took its job lock before the next start hook raised: on_train_end runs and releases it."""
+    jobs = tmp_path / "jobs"
+    monkeypatch.setenv("SEDWATT_JOBS_DIR", str(jobs))
+    rec, share = Recorder(), ThreadShare(torch.get_num_threads())  # this test's thread count stays as it is
+    trainer = Trainer(tiny_config(), tiny_training_data, tmp_path / "run", [rec, share, FailAtStart()])
+    with pytest.raises(RuntimeError, match="start hook failed"):
+        trainer.fit()
+    assert jobs.is_dir()  # ThreadShare did register
+    assert rec.events == [("train_start", 0), ("train_end", 0)]
+    assert share.slot is None and list(jobs.glob("*.job")) == [] and live_jobs(jobs) == 0
+    assert trainer.state.stop_reason == "failed: RuntimeError: start hook failed"
 
 
 def test_killed_and_resumed_run_equals_uninterrupted(tiny_data, tmp_path, tiny_config):

@@ -202,9 +202,11 @@ class Trainer:
             self.resume(resume_from)
         s = self.state
         cfg = self.config.train
-        self.callbacks.on_train_start(s)
         cum_time = s.history[-1]["cum_time_s"] if s.history else 0.0
         try:
+            # Inside the try: a start hook that raises still gets on_train_end for every callback, so
+            # those that already started (a job lock, an energy session) close what they opened.
+            self.callbacks.on_train_start(s)
             for epoch in range(s.epoch + 1, cfg.epochs + 1):
                 if s.stop_reason:
                     break
