@@ -60,18 +60,15 @@ def log_study_params(run_id: str, params: dict[str, str]) -> None:
     """The study's settings as the parent run's params (MLflow's run table and Compare view show them).
 
     Every worker logs them: equal values are skipped, a worker started with other settings keeps its
-    values as ``sedwatt.<key>`` (``reconcile_params``) instead of crashing on MLflow's immutable params.
+    values as ``sedwatt.<key>`` (``reconcile_params``, through ``apply_op``) instead of crashing on
+    MLflow's immutable params.
     """
     from mlflow import MlflowClient
-    from mlflow.entities import Param
 
-    from sedwatt.tracking.params import reconcile_params
+    from sedwatt.tracking.resilient import apply_op, params_op
 
-    client = MlflowClient()
     try:
-        to_log, renamed = reconcile_params(client.get_run(run_id).data.params, params)
-        if to_log or renamed:
-            client.log_batch(run_id, params=[Param(k, v) for k, v in {**to_log, **renamed}.items()])
+        apply_op(params_op(run_id, params), MlflowClient())
     except Exception as exc:  # noqa: BLE001 - the study goes on; its params are only a summary
         logger.warning("could not log the study's params on its parent run %s: %s", run_id, exc)
 
