@@ -46,6 +46,33 @@ def test_resolve_device_reads_train_device_as_training_and_evaluation_do():
             resolve_device("cuda:1")
 
 
+@pytest.mark.skipif(torch.backends.mps.is_available(), reason="this machine has MPS")
+def test_mps_without_mps_names_the_setting():
+    with pytest.raises(SedwattError, match=r"^train\.device=mps: MPS is not available on this machine$"):
+        resolve_device("mps")
+
+
+def test_a_cuda_index_past_the_visible_devices_names_the_setting():
+    """Checked where the setting is read, not left to a RuntimeError from the first tensor moved."""
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    with pytest.raises(SedwattError, match=rf"^train\.device=cuda:{count}: "):
+        resolve_device(f"cuda:{count}")
+    assert used_cuda_index(f"cuda:{count}") is None  # the probe never raises
+    if count:
+        assert resolve_device(f"cuda:{count - 1}") == torch.device("cuda", count - 1)
+
+
+def test_the_index_check_counts_the_visible_devices(monkeypatch):
+    """The count check on a machine without CUDA: torch.device("cuda:N") needs no driver, only the count does."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(SedwattError, match=r"^train\.device=cuda:2: this machine has 2 CUDA device\(s\) \(cuda:0 to cuda:1\)$"):
+        resolve_device("cuda:2")
+    assert used_cuda_index("cuda:1") == 1 and used_cuda_index(torch.device("cuda", 1)) == 1
+    assert used_cuda_index("cuda:2") is None and used_cuda_index("cpu") is None
+
+
 def test_cpu_model_from_proc_cpuinfo(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(

@@ -36,21 +36,22 @@ def used_cuda_index(device: Any = None) -> int | None:
     """The CUDA device index a run on ``device`` uses, or None when it computes on the CPU.
 
     ``device`` is what ``train.device`` holds ("auto", "cpu", "cuda", "cuda:1") or a
-    ``torch.device``; None and "auto" mean what the trainer does: CUDA when available, on the
-    current device.
+    ``torch.device``; None means "auto". Strings are read by ``resolve_device``, as the trainer
+    reads them: CUDA when available, on the current device.
     """
     import torch
 
     try:
         if not torch.cuda.is_available():
             return None
-        if device is None or (isinstance(device, str) and device.strip().lower() == "auto"):
-            return int(torch.cuda.current_device())
-        dev = device if isinstance(device, torch.device) else torch.device(str(device).strip().lower())
+        if isinstance(device, torch.device):
+            dev = device
+        else:
+            dev = resolve_device("auto" if device is None else str(device).strip().lower())
         if dev.type != "cuda":
             return None
         return int(dev.index) if dev.index is not None else int(torch.cuda.current_device())
-    except Exception:  # a broken driver or an odd device string: no GPU to describe
+    except Exception:  # a broken driver or a device this machine lacks: no GPU to describe
         logger.debug("CUDA probe failed for device %r", device, exc_info=True)
         return None
 
@@ -111,7 +112,8 @@ def gpu_tags(device: Any = None) -> dict[str, str]:
 def resolve_device(name: str) -> Any:
     """``train.device`` as a ``torch.device`` ("auto" = CUDA when present), for training and evaluation alike.
 
-    A CUDA device on a machine without CUDA is a ``SedwattError`` naming the setting.
+    A device this machine lacks (CUDA or MPS absent, ``cuda:N`` past the visible devices) is a
+    ``SedwattError`` naming the setting, here rather than as a RuntimeError from the first tensor moved.
     """
     import torch
 
@@ -119,9 +121,20 @@ def resolve_device(name: str) -> Any:
 
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SedwattError(f"train.device={name}: CUDA is not available on this machine")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise SedwattError(f"train.device={name}: expected auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise SedwattError(f"train.device={name}: CUDA is not available on this machine")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise SedwattError(
+                f"train.device={name}: this machine has {count} CUDA device(s) (cuda:0 to cuda:{count - 1})"
+            )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise SedwattError(f"train.device={name}: MPS is not available on this machine")
     return device
 
 
