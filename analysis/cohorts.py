@@ -31,7 +31,7 @@ config's value is in ``sedwatt.<key>`` and that one is compared.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from .runs import RunRecord
@@ -69,13 +69,20 @@ class Cohort:
     index: int  # 1-based, in the order of the differing values
     run_ids: tuple[str, ...]
     differs: dict[str, str] = field(default_factory=dict)
+    shorten: bool = True  # False when shortened labels would collide (split_cohorts decides)
 
     @property
     def label(self) -> str:
-        """Like "train.epochs = 8": a few params at most ("…; +2 more"); "all runs" when nothing differs."""
+        """Like "train.epochs = 8": a few params at most ("…; +2 more"); "all runs" when nothing differs.
+
+        The label identifies the cohort in runs.csv, the tables and findings.json, so it must be unique:
+        where two cohorts agree on the params shown, every label is the full one (``description``).
+        """
         parts = [f"{k} = {v}" for k, v in self.differs.items()]
         if not parts:
             return ALL_RUNS
+        if not self.shorten:
+            return self.description
         shown = "; ".join(parts[:MAX_LABEL_PARTS])
         return shown + (f"; +{len(parts) - MAX_LABEL_PARTS} more" if len(parts) > MAX_LABEL_PARTS else "")
 
@@ -155,4 +162,6 @@ def split_cohorts(records: Sequence[RunRecord], group_keys: Sequence[str]) -> li
         members = tuple(r.run_id for r in records if signatures[r.run_id] == signature)
         differs = {keys[i]: signature[i] for i in differing}
         cohorts.append(Cohort(index, members, differs))
+    if len({c.label for c in cohorts}) < len(cohorts):  # they agree on the params a short label shows
+        cohorts = [replace(c, shorten=False) for c in cohorts]
     return cohorts
