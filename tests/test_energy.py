@@ -541,3 +541,20 @@ def test_gpu_is_measured_when_training_on_it(tmp_path):
     callback.on_train_end(state)
     assert state.info["tags"]["energy.gpu_method"] in ("nvml-counter", "nvml-power-integration")
     assert metrics["gpu_energy_kwh"] > 0
+
+
+def test_the_session_measures_the_device_the_trainer_resolved(tmp_path, monkeypatch):
+    """The trainer's resolved device (state.info["device"]) picks the GPU to measure, not the raw setting."""
+    import sedwatt.energy.tracker as tracker
+
+    seen: list[object] = []
+    real = tracker.used_cuda_index
+    monkeypatch.setattr(tracker, "used_cuda_index", lambda device: seen.append(device) or real(device))
+    config = run_config()
+    config.train.device = "auto"
+    callback = EnergyCallback(config.energy, tmp_path, total_epochs=1)
+    state = RunState(config=config, out_dir=tmp_path, info={"device": "cpu"})
+    callback.on_train_start(state)
+    callback.on_train_end(state)
+    assert seen == ["cpu"]
+    assert state.info["tags"]["energy.gpu_method"] == "none"

@@ -125,7 +125,8 @@ class EnergyCallback(Callback):
             self.config,
             self.energy_dir / "codecarbon",
             project_name="sedwatt",
-            device=state.config.train.device,
+            # the device the trainer resolved ("cuda" for "auto"), the one it computes on; else the setting
+            device=state.info.get("device") or state.config.train.device,
             gpu_plan=self.gpu_plan,
         )
         self.tags = dict(self.session.tags)
