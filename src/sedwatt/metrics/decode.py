@@ -41,8 +41,8 @@ def median_filter_binary(mask: np.ndarray, size: int) -> np.ndarray:
     return votes >= size - size // 2
 
 
-def _regions(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Contiguous True runs of a [R, T] mask: (row, first frame, one past the last frame)."""
+def mask_regions(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Contiguous True runs of a [R, T] mask: (row, first frame, one past the last frame), by row then frame."""
     n_rows, n_frames = mask.shape
     edges = np.zeros((n_rows, n_frames + 2), dtype=np.int8)
     edges[:, 1:-1] = mask
@@ -80,7 +80,7 @@ def events_from_mask(
 ) -> pd.DataFrame:
     """A binary [N, C, T] mask → filename, onset, offset, event_label (seconds)."""
     n_clips, n_classes, n_frames = mask.shape
-    rows, first, stop = _regions(mask.reshape(n_clips * n_classes, n_frames))
+    rows, first, stop = mask_regions(mask.reshape(n_clips * n_classes, n_frames))
     if rows.size == 0:
         return empty_events()
     clip_index, class_index = np.divmod(rows, n_classes)

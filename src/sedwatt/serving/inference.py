@@ -116,27 +116,25 @@ def file_events(
     classes: Sequence[str],
 ) -> pd.DataFrame:
     """One file's scores [windows, classes, frames] → its events (filename, onset, offset, event_label)."""
-    from sedwatt.metrics.decode import binarise, events_from_mask
+    from sedwatt.metrics.decode import binarise, mask_regions
+    from sedwatt.metrics.events import empty_events
 
     n_windows, n_classes, n_frames = scores.shape
     mask = binarise(scores, threshold, median_filter)  # per window, as each window were a clip
     # Windows side by side: a region running over a window edge comes out as one event.
-    joined = mask.transpose(1, 0, 2).reshape(1, n_classes, n_windows * n_frames)
-    regions = events_from_mask(
-        joined, [filename], frame_seconds=1.0, clip_seconds=float(joined.shape[-1]), classes=classes
-    )
-    if regions.empty:
-        return regions
-    first = regions["onset"].to_numpy().astype(np.int64)
-    last = regions["offset"].to_numpy().astype(np.int64) - 1
+    joined = mask.transpose(1, 0, 2).reshape(n_classes, n_windows * n_frames)
+    class_index, first, stop = mask_regions(joined)
+    if class_index.size == 0:
+        return empty_events()
     window_first, frame_first = np.divmod(first, n_frames)
-    window_last, frame_last = np.divmod(last, n_frames)
+    window_last, frame_last = np.divmod(stop - 1, n_frames)
     # The recipe's frame → seconds (frame × hop × pooling / sr, clipped to the clip), per window.
     onset = window_first * clip_seconds + np.clip(frame_first * frame_seconds, 0.0, clip_seconds)
     offset = window_last * clip_seconds + np.clip((frame_last + 1) * frame_seconds, 0.0, clip_seconds)
+    labels = np.asarray(classes, dtype=object)
     events = pd.DataFrame(
-        {"filename": regions["filename"].to_numpy(), "onset": onset, "offset": np.minimum(offset, duration),
-         "event_label": regions["event_label"].to_numpy()}
+        {"filename": np.full(class_index.size, filename, dtype=object), "onset": onset,
+         "offset": np.minimum(offset, duration), "event_label": labels[class_index]}
     )  # fmt: skip
     return events.loc[events["onset"] < events["offset"]].reset_index(drop=True)
 
