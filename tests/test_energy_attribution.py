@@ -15,10 +15,8 @@ import io
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,7 +31,7 @@ from sedwatt.energy.attribution import (
     CpuShare,
     CpuShareMeter,
     attribute,
-    machine_busy_seconds,
+    machine_cpu_seconds,
     process_tree_seconds,
 )
 from sedwatt.energy.nvml import GpuPlan, NvmlProcessCounter
@@ -130,8 +128,9 @@ def test_tree_time_counts_a_child_that_exited_between_readings():
 
 
 def test_share_from_replayed_cpu_times():
-    readings = iter([(10.0, 100.0), (13.0, 112.0)])  # (process, machine) CPU seconds at start and stop
-    values = {"now": (0.0, 0.0)}
+    # (process, (machine busy, machine total)) CPU seconds at start and stop
+    readings = iter([(10.0, (100.0, 400.0)), (13.0, (112.0, 448.0))])
+    values = {"now": (0.0, (0.0, 0.0))}
 
     def advance() -> None:
         values["now"] = next(readings)
@@ -141,7 +140,9 @@ def test_share_from_replayed_cpu_times():
     meter.start()
     advance()
     share = meter.stop()
-    assert (share.process_s, share.machine_s, share.share) == (3.0, 12.0, 0.25)
+    assert (share.process_s, share.machine_s, share.total_s, share.share) == (3.0, 12.0, 48.0, 0.25)
+    assert share.machine_util_pct == 25.0
+    assert CpuShare(1.0, 2.0).machine_util_pct == 0.0  # no total read: no utilisation claimed
     assert CpuShare(0.0, 0.0).share == 1.0  # nothing ran: nobody else to charge
     assert CpuShare(5.0, 4.0).share == 1.0  # tick rounding never charges more than the machine
     with pytest.raises(RuntimeError):
@@ -152,8 +153,10 @@ def test_machine_busy_time_excludes_idle_iowait_and_steal():
     fields = "user nice system idle iowait irq softirq steal guest guest_nice"
     scputimes = collections.namedtuple("scputimes", fields)
     times = scputimes(10.0, 1.0, 4.0, 80.0, 2.0, 0.5, 0.5, 3.0, 1.0, 0.0)
-    assert machine_busy_seconds(times) == pytest.approx(16.0)  # guest is inside user already
-    assert machine_busy_seconds() > 0
+    busy, total = machine_cpu_seconds(times)
+    assert busy == pytest.approx(16.0) and total == pytest.approx(101.0)  # guest is inside user already
+    busy, total = machine_cpu_seconds()
+    assert 0 < busy <= total
 
 
 def test_attribute_charges_the_share_of_cpu_and_ram_and_the_whole_gpu():
@@ -298,17 +301,14 @@ def test_a_shared_gpu_is_flagged(tmp_path, caplog):
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_data, tmp_path_factory, tiny_overrides):
+def trained(tiny_data, tmp_path_factory, tiny_overrides, fresh_store):
     """(store URI, run id, console lines) of a one-epoch `sedwatt train` with progress lines."""
     import mlflow
 
     from sedwatt.cli import main
 
-    shm = Path("/dev/shm")
-    parent = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
-    folder = Path(tempfile.mkdtemp(prefix="sedwatt-energy-test-", dir=parent))
     work = tmp_path_factory.mktemp("described")
-    store = f"sqlite:///{folder / 'mlruns.db'}"
+    store = fresh_store(work / "store")
     overrides = [
         *tiny_overrides,
         "train.epochs=1",
@@ -331,8 +331,7 @@ def trained(tiny_data, tmp_path_factory, tiny_overrides):
     mlflow.set_tracking_uri(None)
     lines = stdout.getvalue().splitlines()
     run_id = next(line for line in lines if line.startswith("run ")).split()[1].rstrip(":")
-    yield store, run_id, lines
-    shutil.rmtree(folder, ignore_errors=True)
+    return store, run_id, lines
 
 
 def test_train_cli_says_what_the_energy_is(trained):

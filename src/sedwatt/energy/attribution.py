@@ -43,18 +43,19 @@ def attribution_name(tracking_mode: str) -> str:
 
 
 # -- CPU time -------------------------------------------------------------------------------------
-def machine_busy_seconds(times: Any | None = None) -> float:
-    """CPU-seconds spent running anything on this machine (all CPUs) since boot.
+def machine_cpu_seconds(times: Any | None = None) -> tuple[float, float]:
+    """(busy, total) CPU-seconds of this machine (all CPUs) since boot, from one ``psutil.cpu_times()``.
 
-    idle, iowait and steal (time the hypervisor gave to another VM) are not busy; guest time is
-    already inside user/nice on Linux.
+    total is every CPU's time; busy leaves out idle, iowait and steal (time the hypervisor gave to
+    another VM). Guest time is already inside user/nice on Linux, so it is not added again. The one
+    definition of busy behind both the job's share and the machine's utilisation.
     """
     if times is None:
         import psutil
 
         times = psutil.cpu_times()
     total = sum(times) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
-    return total - times.idle - getattr(times, "iowait", 0.0) - getattr(times, "steal", 0.0)
+    return total - times.idle - getattr(times, "iowait", 0.0) - getattr(times, "steal", 0.0), total
 
 
 def process_tree_seconds(pid: int | None = None) -> float:
@@ -86,7 +87,15 @@ class CpuShare:
     """CPU time of this process tree and of the whole machine over one span."""
 
     process_s: float
-    machine_s: float
+    machine_s: float  # busy CPU-seconds of the whole machine
+    total_s: float = 0.0  # all CPU-seconds of the whole machine, idle included
+
+    @property
+    def machine_util_pct(self) -> float:
+        """The machine's CPU utilisation over the span (busy ÷ total), in %; 0 when no time passed."""
+        if self.total_s <= 0:
+            return 0.0
+        return min(max(100.0 * self.machine_s / self.total_s, 0.0), 100.0)
 
     @property
     def share(self) -> float:
@@ -97,18 +106,21 @@ class CpuShare:
 
 
 class CpuShareMeter:
-    """Reads both CPU times at ``start()`` and ``stop()``; ``stop()`` returns the span's ``CpuShare``."""
+    """Reads both CPU times at ``start()`` and ``stop()``; ``stop()`` returns the span's ``CpuShare``.
+
+    ``machine_seconds`` returns (busy, total) as ``machine_cpu_seconds`` does.
+    """
 
     def __init__(
         self,
         pid: int | None = None,
         *,
         process_seconds: Callable[[], float] | None = None,
-        machine_seconds: Callable[[], float] | None = None,
+        machine_seconds: Callable[[], tuple[float, float]] | None = None,
     ) -> None:
         self._process = process_seconds or (lambda: process_tree_seconds(pid))
-        self._machine = machine_seconds or machine_busy_seconds
-        self._start: tuple[float, float] | None = None
+        self._machine = machine_seconds or machine_cpu_seconds
+        self._start: tuple[float, tuple[float, float]] | None = None
 
     def start(self) -> None:
         self._start = (self._process(), self._machine())
@@ -116,9 +128,9 @@ class CpuShareMeter:
     def stop(self) -> CpuShare:
         if self._start is None:
             raise RuntimeError("CPU share meter not started")
-        process, machine = self._process(), self._machine()
-        (process0, machine0), self._start = self._start, None
-        return CpuShare(max(process - process0, 0.0), max(machine - machine0, 0.0))
+        process, (busy, total) = self._process(), self._machine()
+        (process0, (busy0, total0)), self._start = self._start, None
+        return CpuShare(max(process - process0, 0.0), max(busy - busy0, 0.0), max(total - total0, 0.0))
 
 
 # -- energy ---------------------------------------------------------------------------------------

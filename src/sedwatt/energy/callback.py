@@ -349,7 +349,8 @@ One row per measured epoch; `session` is 1 for the first process, 2 after a resu
 - `machine_energy_kwh`, `machine_cpu_energy_kwh`, `machine_ram_energy_kwh`: the whole machine, as CodeCarbon
   measured it; `process_energy_kwh`: what the process attribution charges (equal to `energy_kwh` when the
   attribution is `process-cpu-share`); `process_cpu_share` = `process_cpu_s` / `machine_cpu_s`.
-- `cpu_util_pct`: the machine's CPU utilisation over the epoch (psutil CPU times); `gpu_processes`: compute
+- `cpu_util_pct`: the machine's CPU utilisation over the epoch, `machine_cpu_s` ÷ all CPU time (psutil CPU
+  times; idle, iowait and a VM's steal are not busy); `gpu_processes`: compute
   processes seen on the measured GPU (GPU energy is the whole device's in both attributions).
 - `complete=0`: energy spent in an epoch that did not finish (failure) or that a resume redid; not in
   `energy_cum_kwh`.

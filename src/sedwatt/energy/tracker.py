@@ -125,7 +125,7 @@ class Segment:
     cpu_power_w: float
     gpu_power_w: float
     ram_power_w: float
-    cpu_util_pct: float  # system-wide, from psutil CPU times over the span
+    cpu_util_pct: float  # system-wide busy ÷ all CPU time over the span (attribution.machine_cpu_seconds)
     gpu_util_pct: float
     codecarbon_gpu_energy_kwh: float  # CodeCarbon's own GPU figure (differs when sedwatt integrates)
     attribution: str = "machine"  # "machine" or "process-cpu-share" (attribution.py)
@@ -143,27 +143,6 @@ class Segment:
 
 def _mean_power(kwh: float, seconds: float) -> float:
     return kwh * KWH_TO_J / seconds if seconds > 0 else 0.0
-
-
-def _cpu_times() -> Any:
-    import psutil
-
-    return psutil.cpu_times()
-
-
-def _busy_percent(before: Any, after: Any) -> float:
-    """System-wide CPU utilisation between two ``psutil.cpu_times()`` readings, in %."""
-
-    def total(times: Any) -> float:
-        return sum(times) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
-
-    def idle(times: Any) -> float:
-        return times.idle + getattr(times, "iowait", 0.0)
-
-    elapsed = total(after) - total(before)
-    if elapsed <= 0:
-        return 0.0
-    return min(max(100.0 * (1.0 - (idle(after) - idle(before)) / elapsed), 0.0), 100.0)
 
 
 class _IntervalMeasurer:
@@ -220,7 +199,6 @@ class EnergySession:
         self._active: str | None = None
         self._sampler: PowerSampler | None = None
         self._measurer: _IntervalMeasurer | None = None
-        self._cpu_times_at_start: Any = None
         self._share_meter = CpuShareMeter()
         self._gpu_processes = 0
         self._quiet = quiet_codecarbon()  # before the first codecarbon import: it logs at import
@@ -352,7 +330,6 @@ class EnergySession:
             self._sampler.start()
         self._measurer = _IntervalMeasurer(self.tracker, self.config.measure_power_secs)
         self._measurer.start()
-        self._cpu_times_at_start = _cpu_times()
         self._share_meter.start()
         self._gpu_processes = self._count_gpu_processes()
         self._active = name
@@ -366,8 +343,7 @@ class EnergySession:
         if self._active is None:
             raise RuntimeError("no segment is being measured")
         name, self._active = self._active, None
-        cpu_util = _busy_percent(self._cpu_times_at_start, _cpu_times())
-        share = self._share_meter.stop()
+        share = self._share_meter.stop()  # also the machine's utilisation: one reading, one definition of busy
         gpu_processes = max(self._gpu_processes, self._count_gpu_processes())
         if self._measurer is not None:  # before stop_task: never two measurements at once
             self._measurer.stop()
@@ -399,7 +375,7 @@ class EnergySession:
             cpu_power_w=_mean_power(cpu, duration),
             gpu_power_w=_mean_power(gpu, duration),
             ram_power_w=_mean_power(ram, duration),
-            cpu_util_pct=cpu_util,
+            cpu_util_pct=share.machine_util_pct,
             gpu_util_pct=float(data.gpu_utilization_percent or 0.0),
             codecarbon_gpu_energy_kwh=cc_gpu,
             attribution=attribution,
