@@ -27,7 +27,7 @@ from typing import Any
 from sedwatt import names
 from sedwatt.atomic import write_atomic
 from sedwatt.config import EnergyConfig
-from sedwatt.energy.attribution import ATTRIBUTION_MACHINE, ATTRIBUTION_PROCESS, attribute
+from sedwatt.energy.attribution import ATTRIBUTION_MACHINE, ATTRIBUTION_PROCESS
 from sedwatt.energy.nvml import GpuPlan
 from sedwatt.energy.provenance import describe_energy
 from sedwatt.energy.tracker import EnergySession, Segment
@@ -245,18 +245,10 @@ class EnergyCallback(Callback):
     # -- rows -----------------------------------------------------------------------------------
     def _record(self, segment: Segment, epoch: int, *, complete: bool) -> None:
         tags = self.tags
-        as_process = attribute(
-            ATTRIBUTION_PROCESS,
-            segment.process_cpu_share,
-            cpu_kwh=segment.machine_cpu_energy_kwh,
-            gpu_kwh=segment.gpu_energy_kwh,
-            ram_kwh=segment.machine_ram_energy_kwh,
-        )
         row = {
             "epoch": epoch,
             "complete": int(complete),
             **{k: v for k, v in segment.as_dict().items() if k != "name"},
-            "process_energy_kwh": as_process.total_kwh,
             names.ENERGY_CUM_KWH: self.cumulative[names.ENERGY_KWH] if complete else "",
             "cpu_method": tags.get("energy.cpu_method", ""),
             "gpu_method": tags.get("energy.gpu_method", ""),

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sedwatt.energy import codecarbon_adapter as cc
-from sedwatt.energy.attribution import CpuShareMeter, attribute, attribution_name
+from sedwatt.energy.attribution import ATTRIBUTION_PROCESS, CpuShareMeter, attribute, attribution_name
 from sedwatt.energy.nvml import GpuPlan, PowerSampler, plan_gpu
 from sedwatt.energy.provenance import codecarbon_gpu_method, cpu_provenance, ram_provenance
 from sedwatt.errors import SedwattError
@@ -135,6 +135,7 @@ class Segment:
     machine_energy_kwh: float = 0.0  # CPU + GPU + RAM of the whole machine
     machine_cpu_energy_kwh: float = 0.0
     machine_ram_energy_kwh: float = 0.0
+    process_energy_kwh: float = 0.0  # what the process attribution charges, whichever attribution is used
     gpu_processes: int = 0  # compute processes seen on the measured GPU (0: no GPU or unreadable)
 
     def as_dict(self) -> dict[str, Any]:
@@ -359,6 +360,11 @@ class EnergySession:
         gpu = trace.kwh if trace is not None else cc_gpu
         attribution = attribution_name(self.config.tracking_mode)
         charged = attribute(attribution, share.share, cpu_kwh=machine_cpu, gpu_kwh=gpu, ram_kwh=machine_ram)
+        as_process = (
+            charged
+            if attribution == ATTRIBUTION_PROCESS
+            else attribute(ATTRIBUTION_PROCESS, share.share, cpu_kwh=machine_cpu, gpu_kwh=gpu, ram_kwh=machine_ram)
+        )
         cpu, ram, energy = charged.cpu_kwh, charged.ram_kwh, charged.total_kwh
         cc_energy = float(data.energy_consumed)
         emissions = float(data.emissions)
@@ -385,6 +391,7 @@ class EnergySession:
             machine_energy_kwh=machine_cpu + gpu + machine_ram,
             machine_cpu_energy_kwh=machine_cpu,
             machine_ram_energy_kwh=machine_ram,
+            process_energy_kwh=as_process.total_kwh,
             gpu_processes=gpu_processes,
         )
 
