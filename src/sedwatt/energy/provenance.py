@@ -20,6 +20,7 @@ from typing import Any
 
 from sedwatt import names
 from sedwatt.energy import codecarbon_adapter as cc
+from sedwatt.energy.attribution import ATTRIBUTION_MACHINE, ATTRIBUTION_PROCESS
 from sedwatt.errors import SedwattError
 
 logger = logging.getLogger(__name__)
@@ -227,10 +228,10 @@ def describe_energy(
     ]
     kinds = {label[1] for _, label, _ in terms if label is not None}
     kind = "measured" if kinds == {READING} else "estimate" if kinds == {ESTIMATE} else "partly estimated"
-    attribution = tags.get("energy.attribution", "machine")
+    attribution = tags.get("energy.attribution", ATTRIBUTION_MACHINE)
     share = _number(values, names.ENERGY_PROCESS_CPU_SHARE)
     if short:
-        if attribution == "process-cpu-share":
+        if attribution == ATTRIBUTION_PROCESS:
             scope = f"process share {share:.2f}" if share is not None else "process share"
         else:
             scope = "whole machine"
@@ -244,7 +245,7 @@ def describe_energy(
         else:
             amount = f" {format_energy(kwh)}" if kwh is not None else ""
             parts.append(f"{name}{amount} {label[0]}")
-    if attribution == "process-cpu-share":
+    if attribution == ATTRIBUTION_PROCESS:
         scope = "this process's share of the machine's CPU and RAM by CPU time"
     else:
         scope = "whole machine"

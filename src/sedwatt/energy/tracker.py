@@ -33,7 +33,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sedwatt.energy import codecarbon_adapter as cc
-from sedwatt.energy.attribution import ATTRIBUTION_PROCESS, CpuShareMeter, attribute, attribution_name
+from sedwatt.energy.attribution import (
+    ATTRIBUTION_MACHINE,
+    ATTRIBUTION_PROCESS,
+    CpuShareMeter,
+    attribute,
+    attribution_name,
+)
 from sedwatt.energy.nvml import GpuPlan, PowerSampler, plan_gpu
 from sedwatt.energy.provenance import codecarbon_gpu_method, cpu_provenance, ram_provenance
 from sedwatt.errors import SedwattError
@@ -128,7 +134,7 @@ class Segment:
     cpu_util_pct: float  # system-wide busy ÷ all CPU time over the span (attribution.machine_cpu_seconds)
     gpu_util_pct: float
     codecarbon_gpu_energy_kwh: float  # CodeCarbon's own GPU figure (differs when sedwatt integrates)
-    attribution: str = "machine"  # "machine" or "process-cpu-share" (attribution.py)
+    attribution: str = ATTRIBUTION_MACHINE  # or ATTRIBUTION_PROCESS (attribution.py)
     process_cpu_share: float = 1.0  # this process tree's CPU time ÷ the machine's busy CPU time
     process_cpu_s: float = 0.0
     machine_cpu_s: float = 0.0
