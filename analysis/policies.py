@@ -9,10 +9,11 @@ hindsight oracle "stop at the first epoch reaching 95 % of this run's max val_f1
 of runs.csv) and "never stop".
 
 Per rule and run: the stop epoch (the last recorded one when the rule never fires), the energy used
-then (``energy_cum_kwh`` at the stop), the fraction of the run's total saved, the best val_f1 seen up
-to the stop, and the points of F1 lost against the run's max. Per cohort, the rules' means over its
-runs form the points of the Pareto front of (energy saved ↑, F1 lost ↓); the oracle is drawn but kept
-off the front, since no live rule can know the max F1 in advance.
+then (``energy_cum_kwh`` at the stop), the fraction of the run's total (its last measured
+``energy_cum_kwh``) saved, the best val_f1 seen up to the stop, and the points of F1 lost against the
+run's max. Per cohort, the rules' means over its runs form the points of the Pareto front of (energy
+saved ↑, F1 lost ↓); the oracle is drawn but kept off the front, since no live rule can know the max F1
+in advance.
 
 Grid syntax (``--policies``): space-separated ``RULE=VALUE,VALUE…`` items —
 ``patience=EPOCHS``, ``slowdown=GAIN[:WINDOW]``, ``energy=GAIN_PER_KWH[:WINDOW]``; a gain is a
@@ -193,10 +194,24 @@ def parse_policies(spec: str | None) -> list[Policy]:
     if text.lower().endswith((".yaml", ".yml")) or ("=" not in text and path.is_file()):
         if not path.is_file():
             raise SedwattError(f"--policies {text}: no such file")
-        rules = load_yaml(path)
+        rules, where = load_yaml(path), f"--policies {text}"
     else:
-        rules = parse_spec(text)
-    return [*dict.fromkeys(rules), Policy(ORACLE), Policy(NEVER)]
+        rules, where = parse_spec(text), f"--policies {text!r}"
+    rules = list(dict.fromkeys(rules))  # the same rule given twice is replayed once
+    refuse_shared_labels(rules, where)
+    return [*rules, Policy(ORACLE), Policy(NEVER)]
+
+
+def refuse_shared_labels(rules: Sequence[Policy], where: str) -> None:
+    """Two different rules with one label (``.4g``) would be merged in the tables: refuse them."""
+    seen: dict[str, Policy] = {}
+    for rule in rules:
+        other = seen.setdefault(rule.label, rule)
+        if other is not rule:
+            raise SedwattError(
+                f"{where}: the {rule.kind} values {other.value!r} and {rule.value!r} both read as "
+                f"{rule.label!r}; give values that differ within 4 significant digits"
+            )
 
 
 # --- replay ----------------------------------------------------------------------------------------
@@ -255,11 +270,15 @@ def replay_run(policies: Sequence[Policy], curve: dict[str, np.ndarray]) -> list
     history = run_history(curve)
     f1, cumulative = curve["val_f1"], curve["energy_cum_kwh"]
     max_f1 = float(np.nanmax(f1)) if not np.all(np.isnan(f1)) else math.nan
-    total = float(cumulative[-1])
+    # The total is the last measured cumulative energy: a last epoch without energy (a run cut before
+    # its measurement was logged) must not make every saving NaN. A stop after it used all of it.
+    measured = np.flatnonzero(np.isfinite(cumulative))
+    last_measured = int(measured[-1]) if len(measured) else len(cumulative)
+    total = float(cumulative[last_measured]) if len(measured) else math.nan
     rows = []
     for policy in policies:
         index, reason = stop_index(policy, history)
-        used = float(cumulative[index])
+        used = total if index >= last_measured else float(cumulative[index])
         seen = f1[: index + 1]
         at_stop = float(np.nanmax(seen)) if not np.all(np.isnan(seen)) else math.nan
         saved = 1.0 - used / total if _finite(used) and _finite(total) and total != 0 else math.nan

@@ -43,7 +43,7 @@ import pandas as pd
 import pytest
 import yaml
 from sedwatt_analysis import analyze
-from sedwatt_analysis.policies import DEFAULT_POLICIES, parse_policies, run_history, stop_index
+from sedwatt_analysis.policies import DEFAULT_POLICIES, parse_policies, replay_run, run_history, stop_index
 from sedwatt_analysis.synthetic import SyntheticRun, log_runs
 
 from sedwatt.cli import main
@@ -220,6 +220,7 @@ def test_grid_syntax_and_yaml(tmp_path):
         ("patience=0", "'patience=0'"),
         ("energy=-1:10", "'energy=-1:10'"),
         ("slowdown=0.01,,0.02", "'slowdown=0.01,,0.02'"),
+        ("slowdown=0.01 slowdown=1.00001%", "'slowdown=0.01 slowdown=1.00001%'"),  # one label, two rules
         ("missing.yaml", "missing.yaml"),
     ],
 )
@@ -232,6 +233,42 @@ def test_bad_grid_is_one_line_naming_the_item(store, tmp_path, monkeypatch, caps
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "Traceback" not in err and named in err
     assert not (tmp_path / "o").exists()
+
+
+def test_rules_sharing_a_label_are_refused(tmp_path):
+    # A label is the rule's name in every table: two rules under one name would be averaged together.
+    with pytest.raises(SedwattError) as info:
+        parse_policies("energy=1:10,1.00001:10")
+    assert str(info.value) == (
+        "--policies 'energy=1:10,1.00001:10': the energy values 1.0 and 1.00001 both read as "
+        "'energy(1 per kWh, 10 epochs)'; give values that differ within 4 significant digits"
+    )
+    yaml_file = tmp_path / "grid.yaml"
+    yaml_file.write_text("slowdown: ['0.01:10', '0.0100001:10']\n")
+    with pytest.raises(SedwattError, match=rf"^--policies {yaml_file}: the slowdown values 0\.01 and"):
+        parse_policies(str(yaml_file))
+    # The same rule twice is one rule, and values apart in the 4th digit keep apart.
+    assert [p.label for p in parse_policies("slowdown=1%,0.01 energy=1,1.001")][:3] == [
+        "slowdown(1 %, 10 epochs)", "energy(1 per kWh, 10 epochs)", "energy(1.001 per kWh, 10 epochs)",
+    ]  # fmt: skip
+
+
+def test_a_last_epoch_without_energy_keeps_the_savings():
+    # Run a, its 8th epoch's energy not logged: the total is the 7th's .7 kWh (the last measured).
+    a = recorded_runs()[0]
+    curve = {
+        "step": np.arange(1, 9), "val_f1": np.array(a.val_f1), "obj_metric": np.array(a.extra["obj_metric"]),
+        "energy_cum_kwh": np.array([*cumulative(0.1, 7), np.nan]),
+    }  # fmt: skip
+    rows = {r["rule"]: r for r in replay_run(parse_policies(GRID), curve)}
+    assert rows[NEVER]["energy_total_kwh"] == pytest.approx(0.7)
+    assert (rows[NEVER]["stop_epoch"], rows[NEVER]["energy_saved_frac"]) == (8, 0.0)
+    assert rows[P1]["energy_used_kwh"] == pytest.approx(0.5)  # stopped at epoch 5, as with every epoch logged
+    assert rows[P1]["energy_saved_frac"] == pytest.approx(1 - 0.5 / 0.7)
+    assert rows[ENERGY]["energy_saved_frac"] == pytest.approx(1 - 0.4 / 0.7)
+    # No energy at all: the savings are unknown, not 0.
+    curve["energy_cum_kwh"] = np.full(8, np.nan)
+    assert all(np.isnan(r["energy_saved_frac"]) for r in replay_run(parse_policies(GRID), curve))
 
 
 def test_bad_yaml_names_the_file_and_entry(tmp_path):
