@@ -33,8 +33,12 @@ def predict(
     progress: bool = False,
     desc: str = "predict",
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(strong [N, C, T], weak [N, C]) per model, in dataset order; one feature pass for all models."""
-    outputs: list[tuple[list[np.ndarray], list[np.ndarray]]] = [([], []) for _ in models]
+    """(strong [N, C, T], weak [N, C]) per model, in dataset order; one feature pass for all models.
+
+    Outputs stay on the device until the end: one device→host copy per output, not four per batch
+    (each copy waits for the device).
+    """
+    outputs: list[tuple[list[torch.Tensor], list[torch.Tensor]]] = [([], []) for _ in models]
     if len(dataset) == 0:
         return [(np.zeros((0,)), np.zeros((0,))) for _ in models]
     loader = DataLoader(
@@ -53,12 +57,12 @@ def predict(
             with autocast(device, config.train.precision):
                 for (strongs, weaks), model in zip(outputs, models, strict=True):
                     s, w = model(x)
-                    strongs.append(s.float().cpu().numpy())
-                    weaks.append(w.float().cpu().numpy())
+                    strongs.append(s.float())
+                    weaks.append(w.float())
     finally:
         for m, flag in zip(models, was_training, strict=True):
             m.train(flag)
-    return [(np.concatenate(s), np.concatenate(w)) for s, w in outputs]
+    return [(torch.cat(s).cpu().numpy(), torch.cat(w).cpu().numpy()) for s, w in outputs]
 
 
 def weak_targets(dataset: ClipDataset) -> np.ndarray:
