@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from sedwatt.atomic import atomic_path, write_atomic
+from sedwatt.atomic import _umask_mode, atomic_path, write_atomic
 
 
 def test_write_replaces_whole_file_and_keeps_bytes(tmp_path):
@@ -30,12 +30,17 @@ def test_failure_keeps_old_content_and_cleans_up(tmp_path):
 def test_default_mode_follows_umask(tmp_path):
     import os
 
+    write_atomic(tmp_path / "first.csv", "a\n")  # the mode is read once per process ...
     old = os.umask(0o027)
+    _umask_mode.cache_clear()  # ... so a umask change is seen only after the cache is cleared
     try:
         target = write_atomic(tmp_path / "runs.csv", "a\n")
+        again = write_atomic(tmp_path / "again.csv", "a\n")  # from the cache
     finally:
         os.umask(old)
-    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+        _umask_mode.cache_clear()
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640 and stat.S_IMODE(again.stat().st_mode) == 0o640
+    assert _umask_mode() == 0o666 & ~old
 
 
 def test_mode_is_applied(tmp_path):

@@ -7,14 +7,20 @@ Checkpoints, spools, CSVs, plots and reports are all written this way, so a run 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 
+@functools.cache
 def _umask_mode() -> int:
-    """What ``open(path, "w")`` would give a new file (mkstemp alone gives 0o600, surprising for shared reports)."""
+    """What ``open(path, "w")`` would give a new file (mkstemp alone gives 0o600, surprising for shared reports).
+
+    Read once per process (sedwatt never changes its umask; every atomic write re-reading /proc did);
+    code that changes the umask afterwards calls ``_umask_mode.cache_clear()``.
+    """
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("Umask:"):
