@@ -290,10 +290,13 @@ def _make_prefix(root: Path, cwd: Path) -> str | None:
     return "make" if cwd.resolve() == root.resolve() else f"make -C {shlex.quote(str(root))}"
 
 
-def _tool(name: str, module: str) -> str:
-    """The venv's console script by its full path (the venv is never activated), else ``python -m``."""
+def venv_tool(name: str, module: str | None = None) -> str:
+    """A console script as it runs from here: the venv's by its full path (the venv is never activated),
+    else ``python -m module`` when the tool has one, else the bare name (found on PATH)."""
     script = Path(sys.executable).parent / name
-    return shlex.quote(str(script)) if script.is_file() else f"{shlex.quote(sys.executable)} -m {module}"
+    if script.is_file():
+        return shlex.quote(str(script))
+    return f"{shlex.quote(sys.executable)} -m {module}" if module else name
 
 
 def ui_command(root: Path, uri: str, port: int = DEFAULT_UI_PORT, cwd: Path | None = None) -> ViewCommand | None:
@@ -310,7 +313,7 @@ def ui_command(root: Path, uri: str, port: int = DEFAULT_UI_PORT, cwd: Path | No
             make += f" UI_PORT={port}"
         if uri != default_tracking_uri():
             make += f" MLFLOW_TRACKING_URI={shlex.quote(uri)}"
-    direct = f"{_tool('mlflow', 'mlflow')} ui --backend-store-uri {shlex.quote(uri)} --host 127.0.0.1 --port {port}"
+    direct = f"{venv_tool('mlflow', 'mlflow')} ui --backend-store-uri {shlex.quote(uri)} --host 127.0.0.1 --port {port}"
     return ViewCommand(make, direct, ui_base(uri, port))
 
 
@@ -324,7 +327,7 @@ def dashboard_command(root: Path, out: Path, port: int = DEFAULT_DASHBOARD_PORT,
         if out.resolve() != (root / "demo").resolve():
             make += f" DEMO_DIR={shlex.quote(str(out))}"
     storage = f"sqlite:///{out.resolve() / 'optuna.db'}"
-    direct = f"{_tool('optuna-dashboard', 'optuna_dashboard')} {shlex.quote(storage)} --host 127.0.0.1 --port {port}"
+    direct = f"{venv_tool('optuna-dashboard')} {shlex.quote(storage)} --host 127.0.0.1 --port {port}"
     return ViewCommand(make, direct, f"http://127.0.0.1:{port}/dashboard/")
 
 

@@ -63,22 +63,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def dashboard_command() -> str:
-    """``optuna-dashboard`` as it runs from here: beside this Python (the venv) when it is not on PATH."""
-    import shlex
-    import shutil
-    import sys
-    from pathlib import Path
-
-    if shutil.which("optuna-dashboard"):
-        return "optuna-dashboard"
-    beside = Path(sys.executable).parent / "optuna-dashboard"
-    return shlex.quote(str(beside)) if beside.exists() else "optuna-dashboard"
-
-
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from sedwatt.cli.demo import venv_tool
     from sedwatt.errors import SedwattError
     from sedwatt.search.report import objective_columns, pareto_frame
     from sedwatt.search.space import load_space
@@ -117,6 +105,6 @@ def run(args: argparse.Namespace) -> int:
     for _, row in front.iterrows():
         params = ", ".join(f"{k.removeprefix('param_')}={row[k]}" for k in frame.columns if k.startswith("param_"))
         print(f"  trial {row.trial:>3}  {params}  {f1} {row[f1]:.3f}  {kwh} {row[kwh] * 1000:.4g} Wh")
-    print(f"dashboard: {dashboard_command()} {safe_url(settings.storage)}")
+    print(f"dashboard: {venv_tool('optuna-dashboard')} {safe_url(settings.storage)}")
     return 0
 
