@@ -263,8 +263,8 @@ def runs_table(runs: list[Run]) -> list[str]:
     lines = ["", "== the demo's runs (same config and epochs; only the batch size differs)",
              f"{'batch':>5}  {'epochs':>6}  {'max val_f1':>10}  {'energy (Wh)':>11}  {'time':>12}  run"]  # fmt: skip
     for r in sorted(runs, key=lambda r: int(r.data.params.get("batch_size", 0))):
-        m = r.data.metrics
-        f1 = m.get(names.MAX_VAL_F1, m.get("best_val_f1", float("nan")))
+        m = names.with_current_names(r.data.metrics)
+        f1 = m.get(names.MAX_VAL_F1, float("nan"))
         wh = 1000 * m.get(names.ENERGY_TOTAL_KWH, float("nan"))
         seconds = m.get(names.CUM_TIME_S)
         shown = minutes(seconds) if seconds is not None else "?"
