@@ -78,3 +78,19 @@ def test_share_follows_the_jobs_at_each_epoch(jobs, monkeypatch):
     assert torch.get_num_threads() == 4
     share.on_train_end(state)
     assert live_jobs() == 0
+
+
+def test_two_jobs_of_one_kind_in_one_process_keep_their_own_files(jobs):
+    """A training run and an evaluation in one process: neither replaces nor removes the other's file."""
+    first = register_job("evaluate")
+    second = register_job("evaluate")
+    try:
+        assert first.path != second.path and first.path.is_file() and second.path.is_file()
+        assert live_jobs() == 2
+        first.release()
+        assert not first.path.exists() and second.path.is_file()
+        assert live_jobs() == 1  # the second one's lock still holds
+    finally:
+        first.release()
+        second.release()
+    assert live_jobs() == 0 and list(jobs.iterdir()) == []

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,11 +79,15 @@ class JobSlot:
 
 
 def register_job(kind: str, directory: Path | None = None) -> JobSlot:
+    """A new job file for this process; each call its own (a short uuid in the name), so two jobs of
+    one kind in one process (a training run and the evaluation it starts) never replace or remove
+    each other's file."""
     directory = directory or jobs_dir()
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{os.getpid()}-{kind}.job"
+    name = f"{os.getpid()}-{kind}-{uuid.uuid4().hex[:8]}"
+    path = directory / f"{name}.job"
     # Locked under a temporary name, then renamed: a counter never sees an unlocked (stale-looking) new file.
-    pending = directory / f".{os.getpid()}-{kind}.pending"
+    pending = directory / f".{name}.pending"
     fd = os.open(pending, os.O_RDWR | os.O_CREAT, 0o644)
     fcntl.flock(fd, fcntl.LOCK_EX)
     os.replace(pending, path)
