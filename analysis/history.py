@@ -298,7 +298,11 @@ def with_old_names(keys: Sequence[str]) -> list[str]:
 
 
 def current_keys(table: pd.DataFrame) -> pd.DataFrame:
-    """The long table with old metric names replaced by current ones (a run with both keeps the current's)."""
+    """The long table with old metric names replaced by current ones.
+
+    A run resumed across the rename logged some epochs under each name: all its points are kept, and
+    only at a step logged under both does the current name's value win (whatever the timestamps).
+    """
     if table.empty:
         return table
     current = table["key"].map(names.current_name)
@@ -306,9 +310,10 @@ def current_keys(table: pd.DataFrame) -> pd.DataFrame:
     if not renamed.any():
         return table
     out = table.assign(key=current)
-    has_current = pd.MultiIndex.from_frame(out.loc[~renamed, ["run_id", "key"]])
-    pairs = pd.MultiIndex.from_frame(out[["run_id", "key"]])
-    return out[~(renamed & pairs.isin(has_current)).to_numpy()].reset_index(drop=True)
+    point = ["run_id", "key", "step"]
+    has_current = pd.MultiIndex.from_frame(out.loc[~renamed, point])
+    points = pd.MultiIndex.from_frame(out[point])
+    return out[~(renamed & points.isin(has_current)).to_numpy()].reset_index(drop=True)
 
 
 def curves(table: pd.DataFrame, keys: Sequence[str] = CURVE_KEYS) -> dict[str, dict[str, np.ndarray]]:

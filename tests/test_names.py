@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
-from sedwatt_analysis.history import current_keys, with_old_names
+from sedwatt_analysis.history import current_keys, curves, with_old_names
 
 from sedwatt import names
 
@@ -43,3 +43,19 @@ def test_histories_read_old_names_under_new_ones():
     out = current_keys(table)
     assert sorted(map(tuple, out[["run_id", "key", "value"]].to_numpy().tolist())) == [
         ("both", "val_f1_05_student", 0.4), ("old", "val_f1", 0.3), ("old", "val_f1_05_student", 0.2)]  # fmt: skip
+
+
+def test_a_run_resumed_across_the_rename_keeps_its_old_epochs():
+    # Epochs 1-2 logged as val_f1_05 before the upgrade, 2-3 as val_f1_05_student after it (epoch 2 redone).
+    table = pd.DataFrame(
+        [("r", "val_f1", 1, 10, 0.1), ("r", "val_f1", 2, 20, 0.2), ("r", "val_f1", 3, 30, 0.3),
+         ("r", "val_f1_05", 1, 10, 0.11), ("r", "val_f1_05", 2, 25, 0.99),
+         ("r", "val_f1_05_student", 2, 21, 0.22), ("r", "val_f1_05_student", 3, 30, 0.33)],
+        columns=["run_id", "key", "step", "timestamp", "value"],
+    )  # fmt: skip
+    out = current_keys(table)
+    renamed = out[out["key"] == "val_f1_05_student"].sort_values("step")
+    assert list(zip(renamed["step"], renamed["value"], strict=True)) == [(1, 0.11), (2, 0.22), (3, 0.33)]
+    # The new name wins at the shared epoch although the old point there is later.
+    curve = curves(out, ("val_f1", "val_f1_05_student"))["r"]
+    assert curve["val_f1_05_student"].tolist() == [0.11, 0.22, 0.33]
