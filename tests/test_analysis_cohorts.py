@@ -195,7 +195,8 @@ def test_missing_keys_take_the_default_and_the_callbacks_renamed_value_wins():
 def test_cohorts_that_agree_on_the_shown_params_keep_distinct_labels():
     # The label names a cohort in runs.csv, the tables and findings.json: a shared label merges cohorts.
     base = {"train.epochs": "8", "model.kernel_size": "3", "model.rnn_hidden": "64", "model.rnn_layers": "2"}
-    other = {"train.epochs": "45", "model.kernel_size": "5", "model.rnn_hidden": "128", "model.rnn_layers": "1"}
+    other = {"train.epochs": "45", "model.kernel_size": "5", "model.rnn_hidden": "128",
+             "model.rnn_layers": "1"}  # fmt: skip
     a = record("a", **base, **{"train.lr": "0.001"})
     b = record("b", **base, **{"train.lr": "0.002"})  # differs from "a" in the 4th param shown only
     c = record("c", **other, **{"train.lr": "0.001"})
@@ -205,7 +206,8 @@ def test_cohorts_that_agree_on_the_shown_params_keep_distinct_labels():
     assert len(set(labels)) == 3
     assert labels == [c.description for c in cohorts]  # the full labels, every cohort alike
     assert labels[1] == (
-        "train.epochs = 8; model.kernel_size = 3; model.rnn_hidden = 64; model.rnn_layers = 2; train.lr = 0.002"
+        "train.epochs = 8; model.kernel_size = 3; model.rnn_hidden = 64; model.rnn_layers = 2; "
+        "train.lr = 0.002"
     )
     # Without a clash the label stays short.
     (first, second) = split_cohorts([a, c], ["params.batch_size"])
