@@ -71,3 +71,14 @@ def test_same_content_elsewhere_shares_the_mel(tmp_path):
     cache = MelCache(tmp_path / "cache", "fp")
     cache.put(cache.content_key(a), np.ones((2, 3), dtype=np.float32))
     np.testing.assert_array_equal(cache.get(cache.content_key(b)), np.ones((2, 3), dtype=np.float32))
+
+
+def test_another_feature_config_reuses_the_hash(tmp_path, hashes):
+    """The content hash is the clip's, not the features': a second fingerprint does not read the clip again."""
+    clip = tmp_path / "a.wav"
+    clip.write_bytes(b"clip bytes")
+    key = MelCache(tmp_path / "cache", "0123456789abcdef").content_key(clip)
+    other = MelCache(tmp_path / "cache", "fedcba9876543210")
+    assert other.content_key(clip) == key and len(hashes) == 1
+    other.put(key, np.zeros((1, 1), dtype=np.float32))
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["0123456789abcdef", "fedcba9876543210", "stat"]

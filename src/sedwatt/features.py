@@ -80,15 +80,18 @@ class MelCache:
     """On-disk ``.npy`` cache of linear mels: ``<dir>/<feature fingerprint>/<content sha1>.npy``.
 
     Hashing a clip costs a full read of it, which on a cache hit is the whole cost of the item: so the
-    content hash is remembered per (path, size, mtime) — in memory, and in a tiny file under ``stat/``
-    that DataLoader workers (new processes each epoch) and later runs share. A clip is hashed again
-    only when its size or mtime changes.
+    content hash is remembered per (path, size, mtime) — in memory, and in a tiny file under
+    ``<dir>/stat/`` that DataLoader workers (new processes each epoch), later runs and every feature
+    config share (the hash is of the clip, not of its features). A clip is hashed again only when its
+    size or mtime changes. (Caches from before kept the memo under ``<fingerprint>/stat/``; there it is
+    simply not found, and each clip is hashed once more.)
     """
 
     def __init__(self, directory: Path, fingerprint: str) -> None:
         self.directory = Path(directory) / fingerprint
-        self.stat_dir = self.directory / "stat"
+        self.stat_dir = Path(directory) / "stat"  # not a fingerprint: those are 16 hex digits
         self.stat_dir.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(parents=True, exist_ok=True)
         self._known: dict[tuple[str, int, int], str] = {}
 
     def content_key(self, path: Path) -> str:
