@@ -16,8 +16,10 @@ segment is a section of ``SedwattConfig``) and ``dataset_fingerprint`` (the data
   epoch — the seed (runs that differ only in seed are the repetitions a mean ± std is taken over),
   paths (``train.out_dir``, ``data.root``, ``data.cache_dir``: where files are, not what they hold;
   ``dataset_fingerprint`` stands for the data), the progress bar, the ``tracking.*`` names (experiment,
-  registered model, whether the model/checkpoints are uploaded after training) and the evaluation-only
-  ``validation.psds_backend``.
+  registered model, whether the model/checkpoints are uploaded after training), the evaluation-only
+  ``validation.psds_backend`` and ``train.device``: where a run computed, not what it trained ("auto"
+  and "cuda" are the same runs on a GPU machine, while "auto" on two machines would still agree). The
+  run's ``hw.*`` tags say where it ran; hardware is compared by ``--group-by hardware``.
 
 Params outside the config are not compared either: the config's ``name`` / ``config_name``,
 Optuna's ``trial_number`` / ``study_name``, and the ``mlflow run`` entry-point inputs (``config``,
@@ -49,6 +51,7 @@ NOT_COMPARED = frozenset(
         "data.cache_dir",
         "train.progress",
         "validation.psds_backend",
+        "train.device",
     }
 )
 NOT_COMPARED_SECTIONS = ("tracking",)

@@ -173,6 +173,20 @@ def test_per_run_settings_do_not_split_but_config_does():
     ]
 
 
+def test_the_device_setting_does_not_split():
+    # "auto" and an explicit "cuda" train the same model on a GPU machine; the hw.* tags say where.
+    same = {"train.epochs": "8", "train.precision": "fp32"}
+    records = [record("a", **same, **{"train.device": "auto"}), record("b", **same, **{"train.device": "cuda"}),
+               record("c", **same)]  # fmt: skip
+    assert cohorts_of(records, ["params.batch_size"]) == [(["a", "b", "c"], {})]
+    # What is computed does split: another precision.
+    other = record("d", **{**same, "train.precision": "bf16", "train.device": "cuda"})
+    assert [d for _, d in cohorts_of([*records, other], ["params.batch_size"])] == [
+        {"train.precision": "bf16"},
+        {"train.precision": "fp32"},
+    ]
+
+
 def test_missing_keys_take_the_default_and_the_callbacks_renamed_value_wins():
     # "b" was logged before validation.dtc existed: it counts as the default (0.7), like "a".
     a = record("a", **{"train.epochs": "8", "validation.dtc": "0.7"})
