@@ -16,6 +16,17 @@ class SedwattError(Exception):
         super().__init__(" ".join(str(message).split()))
 
 
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """``Type: first line of the message`` of a library's exception, to quote inside a one-line error.
+
+    A database driver's own message (SQLAlchemy's ``orig``) is preferred to its wrapper's; an
+    exception without a message is its type alone.
+    """
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    name = exc.__class__.__name__
+    return (f"{name}: {text.splitlines()[0]}" if text else name)[:limit]
+
+
 class DataProblems(SedwattError):
     """Several problems found while validating a dataset; ``problems`` keeps each one."""
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sedwatt.config import SedwattConfig, load_config
-from sedwatt.errors import SedwattError
+from sedwatt.errors import SedwattError, first_line
 from sedwatt.training.callbacks import Callback, RunState
 
 
@@ -78,8 +78,7 @@ def build_checked_trainer(config: SedwattConfig, data: Any) -> Any:
     except SedwattError:
         raise
     except (ValueError, RuntimeError, ZeroDivisionError, IndexError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise SedwattError(f"config {config.name}: cannot build a model that runs ({exc.__class__.__name__}: {first})") from None
+        raise SedwattError(f"config {config.name}: cannot build a model that runs ({first_line(exc)})") from None
     return trainer
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sedwatt.config import SedwattConfig, load_config
-from sedwatt.errors import SedwattError
+from sedwatt.errors import SedwattError, first_line
 
 CALIBRATION_EXPERIMENT = "sedwatt-calibration"
 REF_METRIC = "ref_inference_energy_kwh"
@@ -134,9 +134,8 @@ def reference_model(config: SedwattConfig, seed: int = DEFAULT_SEED, checkpoint:
         try:
             state = torch.load(Path(checkpoint), map_location="cpu", weights_only=True)
         except Exception as exc:
-            first_line = (str(exc).splitlines() or [""])[0][:200]
             raise SedwattError(
-                f"--checkpoint {checkpoint}: not a PyTorch checkpoint of tensors ({exc.__class__.__name__}: {first_line})"
+                f"--checkpoint {checkpoint}: not a PyTorch checkpoint of tensors ({first_line(exc)})"
             ) from None
         load_upstream_state_dict(model, state)
     return model.eval()

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sedwatt.config import SedwattConfig, load_config
-from sedwatt.errors import SedwattError
+from sedwatt.errors import SedwattError, first_line
 
 FORMS = "models:/NAME/VERSION, models:/NAME@ALIAS, models:/NAME/latest, models:/m-ID or runs:/RUN_ID/PATH"
 
@@ -202,7 +202,7 @@ def load_model(source: ModelSource, device: Any) -> Any:
         raise
     except Exception as exc:
         raise SedwattError(
-            f"--model-uri {source.uri}: the model could not be loaded ({exc.__class__.__name__}: {(str(exc).splitlines() or [''])[0][:200]})"
+            f"--model-uri {source.uri}: the model could not be loaded ({first_line(exc)})"
         ) from None
     if not isinstance(model, torch.nn.Module):
         raise SedwattError(f"--model-uri {source.uri}: not a PyTorch model ({type(model).__name__})")

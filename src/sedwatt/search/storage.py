@@ -19,8 +19,8 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
-from sedwatt.errors import SedwattError
-from sedwatt.tracking.sqlite_init import check_optuna_schema, first_line, half_migrated, store_lock
+from sedwatt.errors import SedwattError, first_line
+from sedwatt.tracking.sqlite_init import check_optuna_schema, half_migrated, store_lock
 from sedwatt.tracking.uri import sqlite_path
 
 OPTUNA_DB_NAME = "optuna.db"
@@ -118,5 +118,4 @@ def open_storage(url: str, *, heartbeat_interval: int, grace_period: int, max_re
         hint = " (psycopg 3 is what sedwatt installs: use postgresql+psycopg://)" if "psycopg2" in url else ""
         raise SedwattError(f"{where_from(url)} {safe_url(url)}: cannot open it ({exc.__class__.__name__}: {exc}){hint}") from None
     except sqlalchemy.exc.OperationalError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
-        raise SedwattError(f"{where_from(url)} {safe_url(url)}: cannot reach it ({reason})") from None
+        raise SedwattError(f"{where_from(url)} {safe_url(url)}: cannot reach it ({first_line(exc)})") from None

@@ -31,7 +31,7 @@ import mlflow.pyfunc
 import pandas as pd
 
 from sedwatt.config import SedwattConfig
-from sedwatt.errors import SedwattError
+from sedwatt.errors import SedwattError, first_line
 
 STATE_DICT = "state_dict"  # artifact keys (files artifacts/state_dict.pt, artifacts/config.yaml)
 CONFIG = "config"
@@ -163,7 +163,7 @@ def save_model(
             build_crnn(config).load_state_dict(state)
         except RuntimeError as exc:
             raise SedwattError(
-                f"config {config.name}: the model's weights do not fit its CRNN ({str(exc).splitlines()[0]})"
+                f"config {config.name}: the model's weights do not fit its CRNN ({first_line(exc)})"
             ) from None
         torch.save(state, work / "state_dict.pt")
         (work / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sedwatt.errors import SedwattError
+from sedwatt.errors import SedwattError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -109,11 +109,6 @@ def half_migrated(db: Path, what: str, detail: str, runs: int | None = None) -> 
         f"or by an interrupted upgrade; delete it if it holds nothing you need, "
         "or restore a backup"
     )
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return f"{exc.__class__.__name__}: {text.splitlines()[0] if text else ''}"[:300]
 
 
 def _mlflow_head() -> str | None:
