@@ -9,13 +9,21 @@ UI_PORT ?= 5000
 DASHBOARD_PORT ?= 8080
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlruns.db
 
-.PHONY: venv venv-cpu demo test lint server clean ui dashboard
+.PHONY: venv venv-cpu demo test test-fast lint server clean ui dashboard
+
+# The venv's install, shared by `venv` and `venv-cpu`: TORCH_FIRST (empty for `venv`) runs before sedwatt's
+# own install, so pip keeps the torch it put there.
+TORCH_FIRST :=
+define install-venv
+test -x $(PY) || $(PYTHON) -m venv $(VENV)
+$(PY) -m pip install --quiet --upgrade pip
+$(TORCH_FIRST)
+$(PY) -m pip install --quiet -e ".[dev]"
+touch $(STAMP)
+endef
 
 $(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
-	touch $(STAMP)
+	$(install-venv)
 
 venv: $(STAMP)
 
@@ -23,12 +31,9 @@ venv: $(STAMP)
 # machines without an NVIDIA GPU. Run it instead of `make venv`, before `make demo` / `make test`.
 TORCH_VERSION ?= 2.11.0
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+venv-cpu: TORCH_FIRST = $(PY) -m pip install --quiet torch==$(TORCH_VERSION) torchaudio==$(TORCH_VERSION) --index-url $(TORCH_CPU_INDEX)
 venv-cpu:
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet torch==$(TORCH_VERSION) torchaudio==$(TORCH_VERSION) --index-url $(TORCH_CPU_INDEX)
-	$(PY) -m pip install --quiet -e ".[dev]"
-	touch $(STAMP)
+	$(install-venv)
 
 # The paper's point in small (src/sedwatt/cli/demo.py): batch sizes 16, 48 and 32, 20 epochs each.
 # The short version: make demo DEMO_ARGS="--quick" (10 epochs, batch 16 and 48); or DEMO_ARGS="--epochs N --trials K".
@@ -51,6 +56,10 @@ dashboard:
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+
+# The same without the tests marked slow (they train a model for several epochs).
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src analysis tests benchmarks mlflow_project
