@@ -1,36 +1,53 @@
-"""The alias table: runs logged under the old names read like new ones, and a name never means two things."""
+"""The alias table's invariants: old names read like new ones, and a name never means two things."""
 
 from __future__ import annotations
 
+import typing
+
 import pandas as pd
 from sedwatt_analysis.history import current_keys, curves, with_old_names
+from sedwatt_analysis.per_run import runs_frame
 
 from sedwatt import names
+from sedwatt.convergence import SUMMARY_FIELDS
 
 
-def test_old_names_map_to_the_new_ones_per_place():
-    assert names.current_name("val_f1_05") == "val_f1_05_student"
-    assert names.current_name("val_weak_f1") == "val_weak_f1_student"
-    assert names.current_name("best_val_f1") == "max_val_f1"
-    # "best_epoch" was two different epochs: the obj_metric checkpoint's in MLflow, the max F1's in runs.csv
-    assert names.current_name("best_epoch", "metric") == "best_obj_metric_epoch"
-    assert names.current_name("best_epoch", "runs.csv") == "max_val_f1_epoch"
-    assert names.current_name("best_val_f1", "version tag") == "run_max_val_f1"
-    assert names.current_name("val_f1") == "val_f1"  # the paper's figure keeps its name
-    assert names.old_names("max_val_f1") == ["best_val_f1"] and names.old_names("val_f1") == []
+def constants(prefix: str = "") -> set[str]:
+    """The string constants names.py defines (``prefix``: only those whose Python name starts with it)."""
+    return {v for k, v in vars(names).items() if k.isupper() and k.startswith(prefix) and isinstance(v, str)}
 
 
-def test_no_old_name_is_a_current_name_in_the_same_place():
-    for table in names.RENAMED.values():
-        assert not set(table) & set(table.values())
+def current(place: str) -> set[str]:
+    """What each place calls things today, from where those names are made."""
+    if place == "metric":  # per-epoch names, and the end-of-run metrics (CurveSummary's fields but epochs)
+        return (constants() - constants("VERSION_")) | (set(SUMMARY_FIELDS) - {"epochs"})
+    if place == "version tag":
+        return constants("VERSION_")
+    return set(runs_frame([], {}, []).columns)  # runs.csv
 
 
-def test_with_current_names_prefers_the_new_name_when_both_exist():
-    old_run = {"best_val_f1": 0.4, "val_f1_05": 0.3, "energy_total_kwh": 1.0}
-    assert names.with_current_names(old_run) == {"max_val_f1": 0.4, "val_f1_05_student": 0.3, "energy_total_kwh": 1.0}
-    both = {"best_val_f1": 0.1, "max_val_f1": 0.5}
-    assert names.with_current_names(both) == {"max_val_f1": 0.5}
-    assert names.with_current_names({"energy_total_kwh": "2"}, "version tag") == {"run_energy_total_kwh": "2"}
+def test_every_place_is_checked():
+    assert set(names.RENAMED) == set(typing.get_args(names.Place))
+    assert all(current(place) for place in names.RENAMED)
+
+
+def test_aliases_lead_to_names_in_use_and_away_from_them():
+    for place, table in names.RENAMED.items():
+        in_use = current(place)
+        assert set(table.values()) <= in_use, place  # an alias to a name nothing writes reads nothing
+        assert not set(table) & in_use, place  # an old name still in use would mean two things
+
+
+def test_with_current_names_on_a_mixed_dict():
+    # An old run's name alone is renamed; next to its new name the new value wins; other names pass through.
+    (old, new), (old_2, new_2) = list(names.RENAMED["metric"].items())[:2]
+    assert new != new_2
+    values = {old: 1.0, new: 2.0, old_2: 3.0, names.VAL_F1: 4.0}
+    assert names.with_current_names(values) == {new: 2.0, new_2: 3.0, names.VAL_F1: 4.0}
+    assert names.with_current_names({new: 2.0, old: 1.0}) == {new: 2.0}  # whatever the order
+    # The place decides: a metric's old name is no alias among runs.csv's columns.
+    assert old not in names.RENAMED["runs.csv"]
+    assert names.with_current_names({old: 1.0}, "runs.csv") == {old: 1.0}
 
 
 def test_histories_read_old_names_under_new_ones():
