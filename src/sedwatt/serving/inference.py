@@ -69,13 +69,21 @@ class _Mels(torch.utils.data.Dataset):
 
 
 def frame_scores(
-    model: torch.nn.Module, filenames: Sequence[str], config: SedwattConfig, device: torch.device
+    model: torch.nn.Module,
+    filenames: Sequence[str],
+    config: SedwattConfig,
+    device: torch.device,
+    extractor: torch.nn.Module | None = None,
 ) -> list[FileScores]:
-    """Strong frame scores of every file, in input order (see the module docstring)."""
+    """Strong frame scores of every file, in input order (see the module docstring).
+
+    ``extractor``: the config's ``MelExtractor``, built once by a caller that predicts many times (a served model).
+    """
     from sedwatt.features import MelExtractor
     from sedwatt.training.validation import predict
 
-    extractor = MelExtractor(config.features, config.data.sample_rate)
+    if extractor is None:
+        extractor = MelExtractor(config.features, config.data.sample_rate)
     # The mels are already in memory: DataLoader workers would only copy them.
     in_process = config.model_copy(update={"data": config.data.model_copy(update={"num_workers": 0})})
     out: list[FileScores] = []
@@ -172,6 +180,7 @@ def detect(
     *,
     threshold: float | None = None,
     scores: bool = False,
+    extractor: torch.nn.Module | None = None,
 ) -> pd.DataFrame:
     """Events of every file (the config's threshold and median filter unless ``threshold`` is given),
     or with ``scores`` the per-class frame scores; rows keep the input's filename strings and order."""
@@ -184,7 +193,7 @@ def detect(
         "classes": classes,
     }
     tables: list[pd.DataFrame] = []
-    for item in frame_scores(model, filenames, config, device):
+    for item in frame_scores(model, filenames, config, device, extractor):
         if scores:
             tables.append(file_score_table(item.scores, item.filename, item.duration, **timing))
         else:

@@ -48,13 +48,6 @@ set_model(SedwattModel())
 '''
 
 
-def serving_device() -> Any:
-    """CUDA when this machine has it, else the CPU (the training machine's device may not exist here)."""
-    import torch
-
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def load_crnn(state_dict_path: Path | str, config: SedwattConfig, device: Any = "cpu") -> Any:
     """The config's CRNN with the weights of ``state_dict_path`` (tensors only: weights_only=True), eval mode."""
     import torch
@@ -87,10 +80,14 @@ class SedwattModel(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context: Any) -> None:
         from sedwatt.config import load_config
+        from sedwatt.features import MelExtractor
+        from sedwatt.hardware import resolve_device
 
         self.config = load_config(context.artifacts[CONFIG])
-        self.device = serving_device()
+        # CUDA when this machine has it: the training machine's device may not exist here.
+        self.device = resolve_device("auto")
         self.model = load_crnn(context.artifacts[STATE_DICT], self.config, self.device)
+        self.extractor = MelExtractor(self.config.features, self.config.data.sample_rate)
 
     # model_input is annotated pd.DataFrame, a hint MLflow infers no schema from: the signature is the schema.
     def predict(
@@ -107,7 +104,7 @@ class SedwattModel(mlflow.pyfunc.PythonModel):
                 raise SedwattError(f"param threshold {threshold}: must be between 0 and 1 (exclusive)")
             return detect(
                 self.model, filenames_of(model_input), self.config, self.device,
-                threshold=threshold, scores=bool(params.get("scores", False)),
+                threshold=threshold, scores=bool(params.get("scores", False)), extractor=self.extractor,
             )  # fmt: skip
         except SedwattError as exc:  # the caller's mistake: HTTP 400 with this line when served
             raise MlflowException.invalid_parameter_value(str(exc)) from None
