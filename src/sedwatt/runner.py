@@ -107,12 +107,13 @@ def start_run_kwargs(
 def run_callbacks(
     config: SedwattConfig, out_dir: Path, extra: list[Callback], tracker: Callback
 ) -> list[Callback]:
-    """The run's callbacks, producers before consumers: threads, energy, early stopping, the caller's, tracking."""
+    """The run's callbacks, producers before consumers: threads and memory, energy, early stopping, the caller's, tracking."""
     from sedwatt.energy import EnergyCallback
+    from sedwatt.memory import ReuseFreedMemory
     from sedwatt.threads import ThreadShare
     from sedwatt.training.early_stopping import stopping_callbacks
 
-    callbacks: list[Callback] = [ThreadShare(config.train.num_threads)]
+    callbacks: list[Callback] = [ThreadShare(config.train.num_threads), ReuseFreedMemory(config.train.reuse_freed_memory)]
     if config.energy.enabled:
         callbacks.append(EnergyCallback(config.energy, out_dir, config.train.epochs))
     return [*callbacks, *stopping_callbacks(config.train), *extra, tracker]
