@@ -178,26 +178,20 @@ def training_config(source: ModelSource, config_path: str | Path | None, overrid
 
 
 def load_model(source: ModelSource, device: Any) -> Any:
-    """The logged model on ``device``, in eval mode: weights-only where the model allows it.
+    """The logged model on ``device``, in eval mode: weights-only where the model allows it (``pyfunc.load_saved``).
 
-    A model sedwatt logged carries its weights as a state dict (``artifacts/state_dict.pt``) and its
-    config: the CRNN is rebuilt with sedwatt's code and the weights read with ``weights_only=True``, so
-    nothing in the files runs. Only an older, PyTorch-only model is unpickled through MLflow's pytorch
-    flavour, which can run code: loading that trusts whoever logged or registered it.
+    Only an older, PyTorch-only model is unpickled, which can run code: loading that trusts whoever
+    logged or registered it.
     """
     import mlflow.artifacts
-    import mlflow.pytorch
     import torch
 
-    from sedwatt.serving.pyfunc import STATE_DICT_FILE, load_crnn, saved_config
+    from sedwatt.serving.pyfunc import load_saved
 
     try:
         with tempfile.TemporaryDirectory(prefix="sedwatt-model-") as folder, quiet_downloads():
             local = mlflow.artifacts.download_artifacts(artifact_uri=source.load_uri, dst_path=folder)
-            config = saved_config(local)
-            if config is not None:
-                return load_crnn(Path(local) / STATE_DICT_FILE, config, device).to(device).eval()
-            model = mlflow.pytorch.load_model(local, map_location=device)
+            model, _config = load_saved(local, device)
     except SedwattError:
         raise
     except Exception as exc:
@@ -206,4 +200,4 @@ def load_model(source: ModelSource, device: Any) -> Any:
         ) from None
     if not isinstance(model, torch.nn.Module):
         raise SedwattError(f"--model-uri {source.uri}: not a PyTorch model ({type(model).__name__})")
-    return model.to(device).eval()
+    return model

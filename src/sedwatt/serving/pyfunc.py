@@ -59,6 +59,26 @@ def load_crnn(state_dict_path: Path | str, config: SedwattConfig, device: Any = 
     return model.to(device).eval()
 
 
+def load_saved(model_dir: Path | str, device: Any = "cpu") -> tuple[Any, SedwattConfig | None]:
+    """A saved model folder's module on ``device`` in eval mode, and its config (None: a PyTorch-only folder).
+
+    A folder sedwatt saved carries its weights as a state dict and its config: the CRNN is rebuilt with
+    sedwatt's code and the weights read with ``weights_only=True``, so nothing in the files runs. Only an
+    older, PyTorch-only folder is unpickled through MLflow's pytorch flavour, which can run code: loading
+    that trusts whoever saved it. Anything else it unpickles is returned as it is, for the caller to refuse.
+    """
+    import mlflow.pytorch
+    import torch
+
+    config = saved_config(model_dir)
+    if config is not None:
+        return load_crnn(Path(model_dir) / STATE_DICT_FILE, config, device), config
+    model = mlflow.pytorch.load_model(str(model_dir), map_location=device)
+    if isinstance(model, torch.nn.Module):
+        model = model.to(device).eval()
+    return model, None
+
+
 def filenames_of(model_input: Any) -> list[str]:
     """The ``filename`` column as strings; one error line naming the first bad row."""
     if isinstance(model_input, dict):

@@ -199,15 +199,13 @@ def log_and_register(
 def log_pending_model(op: dict[str, Any]) -> None:
     """Replay a spooled ``log_model``: load the saved folder, log it, then register it (if named).
 
-    A folder saved with the pyfunc flavour carries its config and is logged with both flavours again;
-    an older PyTorch-only folder is logged as it was.
+    A folder saved with the pyfunc flavour carries its config: its CRNN is rebuilt from the state dict
+    (nothing unpickled) and logged with both flavours again; an older PyTorch-only folder is logged as it was.
     """
-    import mlflow.pytorch
+    from sedwatt.serving.pyfunc import load_saved
 
-    from sedwatt.serving.pyfunc import saved_config
-
-    model = mlflow.pytorch.load_model(op["model_dir"], map_location="cpu")
+    model, config = load_saved(op["model_dir"], "cpu")
     log_and_register(
         model, op["run_id"], op.get("registered_model_name"), op.get("version_tags", {}),
-        op.get("pip_requirements"), int(op.get("step", 0)), saved_config(op["model_dir"]),
+        op.get("pip_requirements"), int(op.get("step", 0)), config,
     )  # fmt: skip
