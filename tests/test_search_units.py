@@ -11,6 +11,7 @@ import threading
 from types import SimpleNamespace
 
 import optuna
+import pandas as pd
 import pytest
 
 from sedwatt.cli import main
@@ -18,7 +19,7 @@ from sedwatt.config import load_config
 from sedwatt.errors import SedwattError
 from sedwatt.search.energy_stop import ParetoEnergyStop, dominating_trial, plausible_f1
 from sedwatt.search.objectives import objective_names, objective_values
-from sedwatt.search.report import pareto_frame, study_summary, write_study_report
+from sedwatt.search.report import objective_columns, pareto_frame, study_summary, write_study_report
 from sedwatt.search.space import SearchSpace, load_space, overrides_for
 from sedwatt.search.storage import open_storage, safe_url
 from sedwatt.search.study import (
@@ -392,6 +393,21 @@ def test_report_columns_are_the_studys_objective_names(tmp_path):
     older = optuna.create_study(directions=["maximize", "minimize"], study_name="older")  # no names stored
     add_complete(older, 4, 0.30, 0.002)
     assert list(pareto_frame(older).columns[3:5]) == ["val_f1", "energy_kwh"]
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # set_metric_names
+def test_objective_columns_are_the_names_the_frame_was_made_with():
+    named = optuna.create_study(directions=["maximize", "minimize"], study_name="named")
+    named.set_metric_names(list(objective_names("final", "to_best")))
+    assert objective_columns(pareto_frame(named)) == ("final_val_f1", "energy_at_max_kwh")  # no trial yet
+    add_complete(named, 4, 0.30, 0.002)
+    frame = pareto_frame(named)
+    assert objective_columns(frame) == ("final_val_f1", "energy_at_max_kwh")
+    assert objective_columns(frame[frame.pareto].sort_values("energy_at_max_kwh")) == objective_columns(frame)
+    older = optuna.create_study(directions=["maximize", "minimize"], study_name="older")
+    assert objective_columns(pareto_frame(older)) == ("val_f1", "energy_kwh")
+    with pytest.raises(ValueError, match="not a pareto_frame"):
+        objective_columns(pd.DataFrame({"trial": [0], "state": ["COMPLETE"], "a": [0.5], "b": [0.1]}))
 
 
 def test_report_of_a_study_without_complete_trials(tmp_path):

@@ -31,8 +31,8 @@ ARTIFACT_DIR = "study"
 def pareto_frame(study: Any) -> pd.DataFrame:
     """One row per trial with objective values (the COMPLETE ones); ``pareto`` marks Optuna's front.
 
-    The two value columns are named as the study's objectives (``max_val_f1``, ``energy_total_kwh``, …);
-    ``objective_columns`` finds them again.
+    The two value columns are named as the study's objectives (``max_val_f1``, ``energy_total_kwh``, …),
+    kept in ``frame.attrs["objectives"]`` where ``objective_columns`` finds them again.
     """
     f1_name, energy_name = study_objective_names(study)
     front = {t.number for t in study.best_trials}
@@ -54,13 +54,18 @@ def pareto_frame(study: Any) -> pd.DataFrame:
             }
         )
     columns = ["trial", "state", f1_name, energy_name, "pareto", "epochs_run", "mlflow_run_id", "stop_reason"]
-    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=columns)
+    frame = pd.DataFrame(rows) if rows else pd.DataFrame(columns=columns)
+    frame.attrs["objectives"] = (f1_name, energy_name)
+    return frame
 
 
 def objective_columns(frame: pd.DataFrame) -> tuple[str, str]:
-    """(F1 column, energy column) of a ``pareto_frame``: the two after ``trial``, ``state`` (params aside)."""
-    f1_name, energy_name = [c for c in frame.columns if not c.startswith("param_")][2:4]
-    return f1_name, energy_name
+    """(F1 column, energy column) of a ``pareto_frame``, by the names it was made with."""
+    try:
+        f1_name, energy_name = frame.attrs["objectives"]
+    except KeyError:
+        raise ValueError("not a pareto_frame: no objective names in frame.attrs") from None
+    return str(f1_name), str(energy_name)
 
 
 X_LABEL = "training energy (Wh)"
@@ -227,10 +232,14 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def write_study_report(study: Any, out_dir: Path) -> dict[str, Path]:
-    """pareto_front.csv/.png, pareto_front.html (once a trial is complete) and study_summary.json in ``out_dir``."""
+def write_study_report(study: Any, out_dir: Path, frame: pd.DataFrame | None = None) -> dict[str, Path]:
+    """pareto_front.csv/.png, pareto_front.html (once a trial is complete) and study_summary.json in ``out_dir``.
+
+    ``frame``: the study's ``pareto_frame`` when the caller has it already (made here otherwise).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
-    frame = pareto_frame(study)
+    if frame is None:
+        frame = pareto_frame(study)
     paths = {"csv": out_dir / CSV_NAME, "png": out_dir / PNG_NAME, "summary": out_dir / SUMMARY_NAME}
     frame.to_csv(paths["csv"], index=False)
     title = f"study {study.study_name}: F1 vs energy"
@@ -247,11 +256,11 @@ def log_study_report(study: Any, parent_run_id: str) -> None:
     from mlflow import MlflowClient
 
     client = MlflowClient()
+    frame = pareto_frame(study)  # one read of the trials: the artifacts and the metrics agree
     with tempfile.TemporaryDirectory() as tmp:
-        paths = write_study_report(study, Path(tmp))
+        paths = write_study_report(study, Path(tmp), frame)
         for path in paths.values():
             client.log_artifact(parent_run_id, str(path), artifact_path=ARTIFACT_DIR)
-    frame = pareto_frame(study)
     if len(frame):
         step = len(frame)
         client.log_metric(parent_run_id, "n_trials_complete", float(step), step=step)
