@@ -115,10 +115,10 @@ def evaluation_params(
 
 
 def record_evaluation(
-    source: ModelSource, config: SedwattConfig, run_name: str | None, record: dict[str, Any],
-    work: Path, result: DevtestResult,
+    source: ModelSource, config: SedwattConfig, run_name: str | None, tags: dict[str, str],
+    params: dict[str, Any], metrics: dict[str, float], work: Path, result: DevtestResult,
 ) -> Any:  # fmt: skip
-    """Open the evaluation run and write ``record`` (tags, params, metrics) and the files; returns the run.
+    """Open the evaluation run and write its tags, params, metrics and files; returns the run.
 
     Writes survive a server outage: they wait in a spool for ``sedwatt sync``.
     """
@@ -131,9 +131,9 @@ def record_evaluation(
         spool_root=config.train.out_dir,
         parent_run_id=source.training_run_id,
     ) as recorder:
-        recorder.set_tags(record["tags"])
-        recorder.log_params(record["params"])
-        recorder.log_metrics(record["metrics"])
+        recorder.set_tags(tags)
+        recorder.log_params(params)
+        recorder.log_metrics(metrics)
         recorder.log_text(config.to_yaml(), "config.yaml")
         recorder.log_artifact(work / PER_CLASS_FILE)
         recorder.log_artifact(work / OPERATING_POINTS_DIR, OPERATING_POINTS_DIR)
@@ -187,12 +187,9 @@ def evaluate(
     with output_folder(out_dir, "evaluate") as work:
         result = run_devtest(model, devset, config, device, work, energy_name="devtest")
         metrics = evaluation_metrics(result, calibration)
-        record = {
-            "tags": evaluation_tags(result, hw, source, devset.root, calibration, dataset_match),
-            "params": evaluation_params(source, devset, config, device, config_path, overrides, calibration),
-            "metrics": metrics,
-        }
-        run = record_evaluation(source, config, run_name, record, work, result)
+        tags = evaluation_tags(result, hw, source, devset.root, calibration, dataset_match)
+        params = evaluation_params(source, devset, config, device, config_path, overrides, calibration)
+        run = record_evaluation(source, config, run_name, tags, params, metrics, work, result)
         notes += experiment_note(run, source)
     if out_dir is not None:
         result.out_dir = out_dir
