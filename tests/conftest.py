@@ -4,11 +4,15 @@ The real-service fixtures (a throwaway PostgreSQL cluster, moto's S3 server, the
 live in servers.py and start once per session, only when a test asks for them. The tiny model
 (``tiny_overrides`` / ``tiny_config``) is the one every training test uses: seconds per epoch on the
 generator's tiny preset (``tiny_data``); ``tiny_run`` is one real ``sedwatt train`` of it, made once.
+``fresh_store(folder)`` gives a test an empty MLflow SQLite store without paying for MLflow's migrations.
 """
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -38,6 +42,49 @@ SEARCH_OVERRIDES = (
     "tracking.registered_model_name=null",
     "energy.measure_power_secs=1",
 )
+
+
+def copy_store(template: Path, folder: Path) -> str:
+    """The URI of a copy of the migrated ``template`` at ``folder/mlruns.db``, as if the store had been made there.
+
+    The file is copied before anything connects to the copy; the only path a new store holds, its
+    Default experiment's artifact location, is pointed beside the copy (``mlartifacts/0``), as
+    ``prepare_sqlite_store`` would have made it there.
+    """
+    from sedwatt.tracking.uri import ARTIFACTS_DIR, DB_NAME
+
+    folder.mkdir(parents=True, exist_ok=True)
+    db = folder / DB_NAME
+    assert not db.exists(), f"{db}: a store is already there"
+    shutil.copyfile(template, db)
+    with closing(sqlite3.connect(db)) as con, con:
+        updated = con.execute(
+            "UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
+            (f"{(folder.resolve() / ARTIFACTS_DIR).as_uri()}/0",),
+        ).rowcount
+    assert updated == 1, f"{template}: no Default experiment to move"
+    return f"sqlite:///{db}"
+
+
+@pytest.fixture(scope="session")
+def fresh_store(tmp_path_factory) -> Callable[[Path], str]:
+    """``fresh_store(folder)``: the URI of a new, empty MLflow SQLite store at ``folder/mlruns.db``.
+
+    A new store costs MLflow's ~60 Alembic migrations (~2.5 s, more on a slow disk) and some 40 tests
+    need one: the schema is built once per session (by sedwatt's own ``prepare_sqlite_store``, at
+    MLflow's head revision) and each store is a copy of that file (``copy_store``).
+    tests/test_store_init.py makes its stores from nothing, which is what it tests.
+    """
+    from mlflow.store.db.utils import _get_latest_schema_revision
+
+    from sedwatt.tracking.sqlite_init import prepare_sqlite_store, read_schema
+
+    folder = tmp_path_factory.mktemp("store-template")
+    prepare_sqlite_store(f"sqlite:///{folder / 'mlruns.db'}")
+    template = folder / "mlruns.db"
+    schema = read_schema(template)
+    assert schema.versions == (str(_get_latest_schema_revision()),) and not schema.leftovers, schema
+    return lambda where: copy_store(template, where)
 
 
 @pytest.fixture(scope="session")
@@ -89,7 +136,7 @@ def search_overrides() -> Callable[[Path, Path], list[str]]:
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tiny_data, tmp_path_factory):
+def tiny_run(tiny_data, tmp_path_factory, fresh_store):
     """One real ``sedwatt train`` of the tiny model (energy measured, model registered) in a SQLite store.
 
     Shared by the tests that read what a training run records; ``client``, ``experiment``, ``run``,
@@ -100,7 +147,7 @@ def tiny_run(tiny_data, tmp_path_factory):
     from sedwatt.cli import main
 
     tmp_path = tmp_path_factory.mktemp("tiny-run")
-    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    uri = fresh_store(tmp_path)
     argv = ["train", "--data", str(tiny_data), "--epochs", "3", "--seed", "5", "--experiment", "conventions"]
     for item in (*TINY_OVERRIDES, "energy.measure_power_secs=1", "tracking.registered_model_name=tiny-run",
                  f"train.out_dir={tmp_path / 'out'}", f"data.cache_dir={tmp_path / 'cache'}"):  # fmt: skip

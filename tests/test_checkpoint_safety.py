@@ -14,7 +14,6 @@ import random
 import re
 import shlex
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -182,13 +181,8 @@ mlflow = pytest.importorskip("mlflow")
 
 
 @pytest.fixture(scope="module")
-def store():
-    """A SQLite store on tmpfs when there is one (each commit's fsync costs seconds on disk)."""
-    shm = Path("/dev/shm")
-    parent = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
-    folder = Path(tempfile.mkdtemp(prefix="sedwatt-checkpoint-test-", dir=parent))
-    yield f"sqlite:///{folder / 'mlruns.db'}"
-    shutil.rmtree(folder, ignore_errors=True)
+def store(tmp_path_factory, fresh_store):
+    return fresh_store(tmp_path_factory.mktemp("store"))
 
 
 @pytest.fixture

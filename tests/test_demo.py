@@ -27,8 +27,8 @@ from servers import free_port
 
 
 @pytest.mark.slow
-def test_demo_chain_prints_run_id_ui_and_report(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+def test_demo_chain_prints_run_id_ui_and_report(tmp_path, fresh_store):
+    uri = fresh_store(tmp_path)
     bindir = Path(sys.executable).parent
     env = {
         **os.environ,

@@ -47,8 +47,10 @@ def histories(uri: str, run_id: str) -> dict[str, list[tuple[int, float]]]:
 
 
 @pytest.mark.slow
-def test_same_seed_same_history_while_the_cpu_is_contended(tiny_data, tiny_overrides, tmp_path, monkeypatch):
-    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+def test_same_seed_same_history_while_the_cpu_is_contended(
+    tiny_data, tiny_overrides, tmp_path, monkeypatch, fresh_store
+):
+    uri = fresh_store(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     # the threads are pinned; a jobs folder of its own keeps these runs from shrinking other sedwatt jobs' share
     monkeypatch.setenv("SEDWATT_JOBS_DIR", str(tmp_path / "jobs"))

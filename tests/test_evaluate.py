@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import statistics
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -35,17 +33,8 @@ FAST_ENERGY = "energy.measure_power_secs=1"
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """A SQLite store in memory-backed /dev/shm when there is one: each commit's fsync on disk costs
-    seconds here (creating the schema: ~7.5 s on disk, ~1.6 s on tmpfs); else under tmp_path."""
-    shm = Path("/dev/shm")
-    if shm.is_dir() and os.access(shm, os.W_OK):
-        folder = Path(tempfile.mkdtemp(prefix="sedwatt-evaluate-test-", dir=shm))
-    else:
-        folder = tmp_path_factory.mktemp("store")
-    yield f"sqlite:///{folder / 'mlruns.db'}"
-    if folder.parent == shm:
-        shutil.rmtree(folder, ignore_errors=True)
+def store(tmp_path_factory, fresh_store):
+    return fresh_store(tmp_path_factory.mktemp("store"))
 
 
 @pytest.fixture(scope="module")

@@ -25,8 +25,8 @@ END = ["max_val_f1", "max_val_f1_epoch", "best_obj_metric_epoch", "energy_total_
 
 
 @pytest.mark.slow
-def test_mlflow_run_main_records_the_schema(tiny_data, tmp_path, tiny_overrides):
-    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+def test_mlflow_run_main_records_the_schema(tiny_data, tmp_path, tiny_overrides, fresh_store):
+    uri = fresh_store(tmp_path)
     env = {
         **os.environ,
         "MLFLOW_TRACKING_URI": uri,
@@ -95,7 +95,7 @@ def test_mlflow_run_main_records_the_schema(tiny_data, tmp_path, tiny_overrides)
 
 
 @pytest.mark.slow
-def test_mlflow_run_main_without_epochs_uses_the_configs_values(tiny_data, tmp_path):
+def test_mlflow_run_main_without_epochs_uses_the_configs_values(tiny_data, tmp_path, fresh_store):
     """No -P epochs/batch_size/seed: the config's values are trained and logged, nothing logged twice."""
     config = tmp_path / "mine.yaml"
     config.write_text(
@@ -104,7 +104,7 @@ def test_mlflow_run_main_without_epochs_uses_the_configs_values(tiny_data, tmp_p
         f"train: {{epochs: 1, batch_size: 8, seed: 7, progress: false, out_dir: {tmp_path / 'outputs'}}}\n"
         "energy: {enabled: false}\ntracking: {log_model: false, log_checkpoints: false}\n"
     )
-    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    uri = fresh_store(tmp_path)
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "XDG_CACHE_HOME": str(tmp_path / "cache"),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # fmt: skip
     cmd = [sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", "main", "--env-manager", "local",

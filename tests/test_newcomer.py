@@ -32,9 +32,8 @@ from sedwatt.tracking.uri import project_root
 from servers import free_port
 
 ROOT = project_root()
-def _store_with_a_run(tmp_path: Path) -> tuple[str, str, str]:
-    uri = f"sqlite:///{tmp_path / 'store' / 'mlruns.db'}"
-    (tmp_path / "store").mkdir()
+def _store_with_a_run(uri: str) -> tuple[str, str]:
+    """(experiment id, run id) of a finished run with two epochs of val_f1 and energy in the store at ``uri``."""
     experiment_id = ensure_experiment("newcomer", tracking_uri=uri)
     client = mlflow.MlflowClient(uri)
     run_id = client.create_run(experiment_id).info.run_id
@@ -42,14 +41,15 @@ def _store_with_a_run(tmp_path: Path) -> tuple[str, str, str]:
         client.log_metric(run_id, "val_f1", 0.2 * step, step=step)
         client.log_metric(run_id, "energy_cum_kwh", 0.001 * step, step=step)
     client.set_terminated(run_id)
-    return uri, experiment_id, run_id
+    return experiment_id, run_id
 
 
 @pytest.mark.integration
 @pytest.mark.parametrize("form", ["make", "direct"])
-def test_printed_ui_command_serves_the_store_from_anywhere(tmp_path, form):
+def test_printed_ui_command_serves_the_store_from_anywhere(tmp_path, form, fresh_store):
     assert ROOT is not None, "these tests run from the checkout"
-    uri, experiment_id, run_id = _store_with_a_run(tmp_path)
+    uri = fresh_store(tmp_path / "store")
+    experiment_id, run_id = _store_with_a_run(uri)
     port = free_port()
     printed = ui_command(ROOT, uri, port=port, cwd=tmp_path)
     assert printed is not None and printed.url == f"http://127.0.0.1:{port}"
@@ -138,9 +138,10 @@ def _page_text(browser: str, url: str, profile: Path) -> str:
 
 @pytest.mark.integration
 @pytest.mark.skipif(_browser() is None, reason="no headless chromium to render the MLflow UI")
-def test_run_link_opens_the_training_view_in_a_browser(tmp_path):
+def test_run_link_opens_the_training_view_in_a_browser(tmp_path, fresh_store):
     assert ROOT is not None
-    uri, experiment_id, run_id = _store_with_a_run(tmp_path)
+    uri = fresh_store(tmp_path / "store")
+    experiment_id, run_id = _store_with_a_run(uri)
     printed = ui_command(ROOT, uri, port=free_port(), cwd=tmp_path)
     assert printed is not None
     browser = _browser()

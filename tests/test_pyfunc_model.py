@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -45,16 +43,8 @@ EVENT_COLUMNS = ["filename", "onset", "offset", "event_label"]
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """A SQLite store on tmpfs when there is one (each commit's fsync costs seconds on disk)."""
-    shm = Path("/dev/shm")
-    if shm.is_dir() and os.access(shm, os.W_OK):
-        folder = Path(tempfile.mkdtemp(prefix="sedwatt-pyfunc-test-", dir=shm))
-    else:
-        folder = tmp_path_factory.mktemp("store")
-    yield f"sqlite:///{folder / 'mlruns.db'}"
-    if folder.parent == shm:
-        shutil.rmtree(folder, ignore_errors=True)
+def store(tmp_path_factory, fresh_store):
+    return fresh_store(tmp_path_factory.mktemp("store"))
 
 
 @pytest.fixture(scope="module")

@@ -46,9 +46,9 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
+def store(tmp_path_factory, fresh_store):
     root = tmp_path_factory.mktemp("search")
-    return {"root": root, "uri": f"sqlite:///{root / 'mlruns.db'}", "cache": root / "mel-cache"}
+    return {"root": root, "uri": fresh_store(root), "cache": root / "mel-cache"}
 
 
 @pytest.fixture

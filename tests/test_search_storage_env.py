@@ -56,9 +56,11 @@ def optuna_db(pg_cluster):
 
 @pytest.mark.slow
 @pytest.mark.integration
-def test_mlflow_run_search_takes_the_storage_from_the_environment(tiny_data, optuna_db, tmp_path, search_overrides):
+def test_mlflow_run_search_takes_the_storage_from_the_environment(
+    tiny_data, optuna_db, tmp_path, search_overrides, fresh_store
+):
     url, password = optuna_db
-    tracking_uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    tracking_uri = fresh_store(tmp_path)
     space = tmp_path / "space.yaml"
     space.write_text("batch_size: [64]\n")
     overrides = " ".join(search_overrides(tmp_path, tmp_path / "mel-cache"))

@@ -95,9 +95,11 @@ def freeze_a_training_worker(study, workers: list[subprocess.Popen]):
     return None, None
 
 
-def test_two_workers_share_the_study_and_retry_a_killed_workers_trial(tiny_data, optuna_db, tmp_path, search_overrides):
+def test_two_workers_share_the_study_and_retry_a_killed_workers_trial(
+    tiny_data, optuna_db, tmp_path, search_overrides, fresh_store
+):
     url, db_name, admin = optuna_db
-    tracking_uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    tracking_uri = fresh_store(tmp_path)
     experiment_id = ensure_experiment(EXPERIMENT, tracking_uri)  # the store exists before two writers share it
     space = tmp_path / "space.yaml"
     space.write_text("batch_size: [16, 32, 48, 64]\n")

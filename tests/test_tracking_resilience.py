@@ -125,8 +125,8 @@ def test_read_spool_names_a_torn_line(tmp_path):
 
 
 @pytest.fixture
-def store(tmp_path, monkeypatch):
-    uri = f"sqlite:///{tmp_path / 'store' / 'mlruns.db'}"
+def store(tmp_path, monkeypatch, fresh_store):
+    uri = fresh_store(tmp_path / "store")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
