@@ -210,6 +210,7 @@ def calibrate(
     report: Any = print,
 ) -> CalibrationOutcome:
     """Measure the reference model's dev-test pass ``repeats`` times and record a calibration run."""
+    from sedwatt import threads
     from sedwatt.evaluation.devtest import load_devtest, run_devtest
     from sedwatt.evaluation.runs import check_out_dir, output_folder
     from sedwatt.hardware import hardware_tags, resolve_device
@@ -218,31 +219,32 @@ def calibrate(
     configure_tracking()
     config = reference_config(overrides)
     _check_inputs(published_kwh, repeats, checkpoint, config)
-    out_dir = check_out_dir(out)
-    devset = load_devtest(data, config)
-    device = resolve_device(config.train.device)
-    model = reference_model(config, seed, checkpoint).to(device)
-    hw = hardware_tags(device)
+    with threads.job("calibrate", config.train.num_threads):  # its share of the CPUs beside other sedwatt jobs
+        out_dir = check_out_dir(out)
+        devset = load_devtest(data, config)
+        device = resolve_device(config.train.device)
+        model = reference_model(config, seed, checkpoint).to(device)
+        hw = hardware_tags(device)
 
-    with output_folder(out_dir, "calibration") as work:
-        results = []
-        for i in range(1, repeats + 1):
-            result = run_devtest(model, devset, config, device, work / f"repeat_{i}", energy_name="calibration")
-            results.append(result)
-            report(f"calibration pass {i}/{repeats}: {result.energy.energy_kwh:.6g} kWh in {result.energy.duration_s:.1f} s")
-        params = {
-            REF_PUBLISHED_PARAM: repr(float(published_kwh)),
-            "dataset_fingerprint": devset.fingerprint,
-            "n_clips": devset.n_clips,
-            "repeats": repeats,
-            "reference_model": REFERENCE_NAME,
-            "reference_params": REFERENCE_PARAMETERS,
-            "reference_weights": weights_label(seed, checkpoint),
-            "device": str(device),
-            "config_name": config.name,
-        }
-        tags = {**results[0].energy.tags, **hw, "sedwatt.kind": "calibration", "sedwatt.data": str(devset.root)}
-        run_id = record_calibration(config, results, tags, params, run_name)
+        with output_folder(out_dir, "calibration") as work:
+            results = []
+            for i in range(1, repeats + 1):
+                result = run_devtest(model, devset, config, device, work / f"repeat_{i}", energy_name="calibration")
+                results.append(result)
+                report(f"calibration pass {i}/{repeats}: {result.energy.energy_kwh:.6g} kWh in {result.energy.duration_s:.1f} s")
+            params = {
+                REF_PUBLISHED_PARAM: repr(float(published_kwh)),
+                "dataset_fingerprint": devset.fingerprint,
+                "n_clips": devset.n_clips,
+                "repeats": repeats,
+                "reference_model": REFERENCE_NAME,
+                "reference_params": REFERENCE_PARAMETERS,
+                "reference_weights": weights_label(seed, checkpoint),
+                "device": str(device),
+                "config_name": config.name,
+            }
+            tags = {**results[0].energy.tags, **hw, "sedwatt.kind": "calibration", "sedwatt.data": str(devset.root)}
+            run_id = record_calibration(config, results, tags, params, run_name)
     energies = [float(r.energy.energy_kwh) for r in results]
     calibration = Calibration(
         run_id=run_id,

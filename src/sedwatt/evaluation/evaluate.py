@@ -163,6 +163,7 @@ def evaluate(
     run_name: str | None = None,
 ) -> EvaluationOutcome:
     """See the module docstring; returns what was logged."""
+    from sedwatt import threads
     from sedwatt.evaluation.calibration import find_calibration
     from sedwatt.evaluation.devtest import load_devtest, run_devtest
     from sedwatt.evaluation.model_source import load_model, resolve_model_uri, training_config
@@ -173,26 +174,29 @@ def evaluate(
     configure_tracking()
     source = resolve_model_uri(model_uri)
     config = training_config(source, config_path, overrides)
-    out_dir = check_out_dir(out)
-    devset = load_devtest(data, config)
-    device = resolve_device(config.train.device)
-    model = load_model(source, device)
-    hw = hardware_tags(device)
+    # A sedwatt job for its lifetime: beside a training it takes its share of the CPUs, and the training
+    # gives up threads while it runs (sedwatt.threads).
+    with threads.job("evaluate", config.train.num_threads):
+        out_dir = check_out_dir(out)
+        devset = load_devtest(data, config)
+        device = resolve_device(config.train.device)
+        model = load_model(source, device)
+        hw = hardware_tags(device)
 
-    calibration = find_calibration(hw)
-    dataset_match, notes = calibration_check(calibration, hw, devset.fingerprint)
-    if not config.energy.enabled:
-        notes.append("energy.enabled=false: no inference energy measured")
+        calibration = find_calibration(hw)
+        dataset_match, notes = calibration_check(calibration, hw, devset.fingerprint)
+        if not config.energy.enabled:
+            notes.append("energy.enabled=false: no inference energy measured")
 
-    with output_folder(out_dir, "evaluate") as work:
-        result = run_devtest(model, devset, config, device, work, energy_name="devtest")
-        metrics = evaluation_metrics(result, calibration)
-        tags = evaluation_tags(result, hw, source, devset.root, calibration, dataset_match)
-        params = evaluation_params(source, devset, config, device, config_path, overrides, calibration)
-        run = record_evaluation(source, config, run_name, tags, params, metrics, work, result)
-        notes += experiment_note(run, source)
-    if out_dir is not None:
-        result.out_dir = out_dir
+        with output_folder(out_dir, "evaluate") as work:
+            result = run_devtest(model, devset, config, device, work, energy_name="devtest")
+            metrics = evaluation_metrics(result, calibration)
+            tags = evaluation_tags(result, hw, source, devset.root, calibration, dataset_match)
+            params = evaluation_params(source, devset, config, device, config_path, overrides, calibration)
+            run = record_evaluation(source, config, run_name, tags, params, metrics, work, result)
+            notes += experiment_note(run, source)
+        if out_dir is not None:
+            result.out_dir = out_dir
     return EvaluationOutcome(
         run_id=run.info.run_id,
         source=source,
