@@ -5,7 +5,8 @@ trial is the queued batch size, the analysis — checking what the newcomer is p
 id (a finished run of the main entry point), runs that differ only in batch size (same epochs: one cohort),
 the table of the demo's runs and the time of each part, the address that opens the run in the UI's
 training view, the HTML report of the demo's own runs, and the printed `make … ui` / `make … dashboard`
-commands, started as printed, answering on 127.0.0.1.
+commands: exactly what ``ui_command`` / ``dashboard_command`` give, which test_newcomer.py starts as printed
+(from another folder, without the venv) and gets answers from on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -14,15 +15,23 @@ import os
 import re
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import mlflow
+import optuna
 import pytest
 
-from launch import started
-from sedwatt.cli.demo import DEMO_EPOCHS, QUICK_EPOCHS, SEARCH_BATCH_SIZES, DemoPlan, plan_from_args
+from sedwatt.cli.demo import (
+    DEMO_EPOCHS,
+    QUICK_EPOCHS,
+    SEARCH_BATCH_SIZES,
+    DemoPlan,
+    dashboard_command,
+    plan_from_args,
+    ui_command,
+)
 from sedwatt.errors import SedwattError
+from sedwatt.tracking.uri import project_root
 from servers import free_port
 
 
@@ -84,16 +93,18 @@ def test_demo_chain_prints_run_id_ui_and_report(tmp_path, fresh_store):
     parent = trials[0].data.tags["mlflow.parentRunId"]
     assert f"/runs/{parent}/artifacts/study/pareto_front.png?workflowType=machine_learning" in done.stdout
 
-    # the printed commands, exactly as printed, from another folder and without the venv on PATH
-    ui = re.search(r"^  (make -C .* ui .*)$", done.stdout, re.MULTILINE)
-    dashboard = re.search(r"^  (make -C .* dashboard .*)$", done.stdout, re.MULTILINE)
-    assert ui and dashboard, done.stdout[-3000:]
-    with started(ui.group(1), tmp_path, base):
-        answer = urllib.request.urlopen(f"{base}/api/2.0/mlflow/runs/get?run_id={run_id}", timeout=10)  # noqa: S310
-        assert answer.status == 200 and run_id in answer.read().decode()
-    with started(dashboard.group(1), tmp_path, f"http://127.0.0.1:{dashboard_port}/dashboard/"):
-        answer = urllib.request.urlopen(f"http://127.0.0.1:{dashboard_port}/api/studies", timeout=10)  # noqa: S310
-        assert answer.status == 200 and "demo-batch-size-1ep-48" in answer.read().decode()
+    # The printed commands are ui_command's and dashboard_command's for this store, study folder, ports and
+    # folder (test_newcomer.py starts those as printed); they serve the store holding the run, and the
+    # storage holding the study.
+    root = project_root()
+    assert root is not None, "this test runs from the checkout"
+    ui = ui_command(root, uri, port=ui_port, cwd=tmp_path)
+    dashboard = dashboard_command(root, out, port=dashboard_port, cwd=tmp_path)
+    assert ui is not None and ui.url == base and ui.make.startswith("make -C ") and dashboard.make.startswith("make -C ")
+    lines = done.stdout.splitlines()
+    for printed in (ui, dashboard):
+        assert f"  {printed.make}" in lines and f"  or, without make: {printed.direct}" in lines, done.stdout[-3000:]
+    assert "demo-batch-size-1ep-48" in optuna.get_all_study_names(f"sqlite:///{out.resolve() / 'optuna.db'}")
 
 
 def plan(*argv: str) -> DemoPlan:
