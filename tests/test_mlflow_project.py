@@ -3,6 +3,8 @@
 Checks the issue-5 contract end to end on the tiny preset: one run (the one `mlflow run` opened), every
 per-epoch metric at step = epoch, per-epoch energies summing to the total, hardware and energy
 provenance tags, the artifacts, and the registered model loadable with mlflow.pytorch.load_model.
+One `mlflow run` checks both ways of giving the optional -P params: batch_size and seed given, epochs not
+(the config's value is trained and logged, under its own name only).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ END = ["max_val_f1", "max_val_f1_epoch", "best_obj_metric_epoch", "energy_total_
 
 @pytest.mark.slow
 def test_mlflow_run_main_records_the_schema(tiny_data, tmp_path, tiny_overrides, fresh_store):
+    """-P batch_size and seed are trained and logged; no -P epochs: the config's value (2 here) is, nothing twice."""
     uri = fresh_store(tmp_path)
     env = {
         **os.environ,
@@ -33,14 +36,15 @@ def test_mlflow_run_main_records_the_schema(tiny_data, tmp_path, tiny_overrides,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "XDG_CACHE_HOME": str(tmp_path / "cache"),
     }
-    # the tiny model; epochs, batch size and seed come as -P params
+    # the tiny model at 2 epochs (the config's own value, cpu_demo's 45 overridden); batch size and seed come
+    # as -P params, epochs does not
     tiny = [item for item in tiny_overrides if not item.startswith(("train.epochs=", "train.batch_size="))]
-    overrides = " ".join([*tiny, "energy.measure_power_secs=1", "tracking.registered_model_name=sedwatt-test-crnn",
-                          f"train.out_dir={tmp_path / 'outputs'}"])  # fmt: skip
+    overrides = " ".join([*tiny, "train.epochs=2", "energy.measure_power_secs=1",
+                          "tracking.registered_model_name=sedwatt-test-crnn", f"train.out_dir={tmp_path / 'outputs'}"])  # fmt: skip
     cmd = [
         sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", "main", "--env-manager", "local",
         "--experiment-name", "project-test", "-P", "config=configs/cpu_demo.yaml", "-P", f"data={tiny_data}",
-        "-P", "epochs=2", "-P", "batch_size=8", "-P", "seed=3", "-P", f"overrides={overrides}",
+        "-P", "batch_size=8", "-P", "seed=3", "-P", f"overrides={overrides}",
     ]  # fmt: skip
     done = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -53,6 +57,10 @@ def test_mlflow_run_main_records_the_schema(tiny_data, tmp_path, tiny_overrides,
     assert run.info.status == "FINISHED"
     params, tags, metrics = run.data.params, run.data.tags, run.data.metrics
     assert params["batch_size"] == "8" and params["seed"] == "3" and params["train.epochs"] == "2"
+    # epochs was not given: no "epochs" param (a declared MLproject parameter would log its default); what
+    # was given is what the config holds, under no other name
+    assert "epochs" not in params and not [k for k in params if k.startswith("sedwatt.")]
+    assert (params["train.batch_size"], params["train.seed"]) == (params["batch_size"], params["seed"])
     assert (params["batch_synth"], params["batch_weak"], params["batch_unlabelled"]) == ("2", "2", "4")
     assert params["model.channels"] == "[8, 16, 16]" and len(params["dataset_fingerprint"]) == 16
     for key in ("hw.gpu_model", "hw.gpu_count", "hw.cpu_model", "hw.cpu_count", "hw.ram_gb", "hw.hostname", "hw.cuda",
@@ -93,27 +101,3 @@ def test_mlflow_run_main_records_the_schema(tiny_data, tmp_path, tiny_overrides,
     strong, weak = model(torch.rand(1, 32, 251))
     assert strong.shape == (1, 10, 62) and weak.shape == (1, 10)
 
-
-@pytest.mark.slow
-def test_mlflow_run_main_without_epochs_uses_the_configs_values(tiny_data, tmp_path, fresh_store):
-    """No -P epochs/batch_size/seed: the config's values are trained and logged, nothing logged twice."""
-    config = tmp_path / "mine.yaml"
-    config.write_text(
-        "name: mine\ndata: {clip_seconds: 4.0}\nfeatures: {n_mels: 32}\n"
-        "model: {channels: [8, 16], pools: [[2, 4], [2, 8]], rnn_hidden: 8, fast_dropout: true}\n"
-        f"train: {{epochs: 1, batch_size: 8, seed: 7, progress: false, out_dir: {tmp_path / 'outputs'}}}\n"
-        "energy: {enabled: false}\ntracking: {log_model: false, log_checkpoints: false}\n"
-    )
-    uri = fresh_store(tmp_path)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "XDG_CACHE_HOME": str(tmp_path / "cache"),
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # fmt: skip
-    cmd = [sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", "main", "--env-manager", "local",
-           "--experiment-name", "defaults", "-P", f"config={config}", "-P", f"data={tiny_data}"]  # fmt: skip
-    done = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    client = mlflow.MlflowClient(uri)
-    (run,) = client.search_runs([client.get_experiment_by_name("defaults").experiment_id])
-    params = run.data.params
-    assert (params["train.epochs"], params["batch_size"], params["seed"]) == ("1", "8", "7")
-    assert "epochs" not in params and not [k for k in params if k.startswith("sedwatt.")]
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_f1")] == [1]
