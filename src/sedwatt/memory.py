@@ -23,9 +23,13 @@ from sedwatt.training.callbacks import Callback, RunState
 
 # mallopt parameters (glibc's malloc.h).
 M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
 M_MMAP_MAX = -4
 # Freed heap memory above this is returned to the kernel: far above any step's working set.
 TRIM_THRESHOLD = 2**31 - 1
+# glibc's defaults as they settle in a training loop: its dynamic mmap threshold rises to its cap (32 MiB on
+# 64-bit) after the first large frees, the trim threshold to twice that; mmap stays on (65,536 maps).
+GLIBC_SETTLED = {M_MMAP_MAX: 65536, M_MMAP_THRESHOLD: 32 * 2**20, M_TRIM_THRESHOLD: 64 * 2**20}
 
 
 @functools.cache
@@ -43,19 +47,26 @@ def _glibc() -> tuple[ctypes.CDLL, str] | None:
     return libc, version().decode()
 
 
-@functools.cache
-def keep_freed_memory() -> str:
-    """Turn glibc's per-allocation ``mmap`` off and its heap trimming down; say what was done.
-
-    Cached: the first call sets the process's allocator, later ones only report it.
-    """
+def set_allocator(reuse: bool) -> str:
+    """Keep freed memory (``reuse``) or go back to glibc's settled defaults and release what is kept; say what
+    was done. Benchmarks alternate the two in one process (benchmarks/train_step.py)."""
     glibc = _glibc()
     if glibc is None:
         return "unchanged (not glibc)"
     libc, version = glibc
-    if libc.mallopt(M_MMAP_MAX, 0) != 1 or libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) != 1:
+    settings = {M_MMAP_MAX: 0, M_TRIM_THRESHOLD: TRIM_THRESHOLD} if reuse else GLIBC_SETTLED
+    if not all(libc.mallopt(param, value) == 1 for param, value in settings.items()):
         return f"unchanged (glibc {version} refused mallopt)"
-    return f"reuse (glibc {version}: no mmap per allocation, no trimming)"
+    if reuse:
+        return f"reuse (glibc {version}: no mmap per allocation, no trimming)"
+    libc.malloc_trim(0)
+    return f"glibc {version} defaults"
+
+
+@functools.cache
+def keep_freed_memory() -> str:
+    """``set_allocator(reuse=True)`` once per process: later calls only report what the first did."""
+    return set_allocator(True)
 
 
 class ReuseFreedMemory(Callback):
