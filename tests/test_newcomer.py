@@ -4,18 +4,22 @@ The UI and dashboard commands are started exactly as the demo prints them (`make
 full `.venv/bin/mlflow ui …` line), from another folder, with a PATH that has no venv on it, and must answer
 HTTP 200 on 127.0.0.1 with the store they were pointed at. The run links must carry MLflow's training-view
 parameter where the UI reads it (inside the hash route); with a browser installed, a headless one checks
-that the page really is the training view. The study's Pareto HTML must be light and say its units.
+that the page really is the training view (on the same server as the direct ``mlflow ui`` line's test: one
+start for both). The study's Pareto HTML must be light and say its units.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import re
 import shutil
 import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import mlflow
 import optuna
@@ -32,6 +36,8 @@ from sedwatt.tracking.uri import project_root
 from servers import free_port
 
 ROOT = project_root()
+
+
 def _store_with_a_run(uri: str) -> tuple[str, str]:
     """(experiment id, run id) of a finished run with two epochs of val_f1 and energy in the store at ``uri``."""
     experiment_id = ensure_experiment("newcomer", tracking_uri=uri)
@@ -44,23 +50,46 @@ def _store_with_a_run(uri: str) -> tuple[str, str]:
     return experiment_id, run_id
 
 
-@pytest.mark.integration
-@pytest.mark.parametrize("form", ["make", "direct"])
-def test_printed_ui_command_serves_the_store_from_anywhere(tmp_path, form, fresh_store):
+@contextlib.contextmanager
+def _printed_ui(folder: Path, form: str, fresh_store: Callable[[Path], str]) -> Iterator[SimpleNamespace]:
+    """The printed UI command (``form``: make or direct) on a new store holding one run, started as printed
+    from another folder; yields its ``url``, ``experiment_id`` and ``run_id``."""
     assert ROOT is not None, "these tests run from the checkout"
-    uri = fresh_store(tmp_path / "store")
+    uri = fresh_store(folder / "store")
     experiment_id, run_id = _store_with_a_run(uri)
     port = free_port()
-    printed = ui_command(ROOT, uri, port=port, cwd=tmp_path)
+    printed = ui_command(ROOT, uri, port=port, cwd=folder)
     assert printed is not None and printed.url == f"http://127.0.0.1:{port}"
     command = printed.make if form == "make" else printed.direct
     assert command is not None
-    elsewhere = tmp_path / "elsewhere"
+    elsewhere = folder / "elsewhere"
     elsewhere.mkdir()
     with started(command, elsewhere, printed.url):
-        assert http_get(printed.url)[0] == 200
-        status, body = http_get(f"{printed.url}/api/2.0/mlflow/runs/get?run_id={run_id}")
-        assert status == 200 and json.loads(body)["run"]["info"]["experiment_id"] == experiment_id
+        yield SimpleNamespace(url=printed.url, experiment_id=experiment_id, run_id=run_id)
+
+
+@pytest.fixture(scope="module")
+def direct_ui(tmp_path_factory, fresh_store) -> Iterator[SimpleNamespace]:
+    """The full ``mlflow ui`` line's server, started once for the direct-form test and the browser test."""
+    with _printed_ui(tmp_path_factory.mktemp("direct-ui"), "direct", fresh_store) as ui:
+        yield ui
+
+
+def _serves_the_run(ui: SimpleNamespace) -> None:
+    assert http_get(ui.url)[0] == 200
+    status, body = http_get(f"{ui.url}/api/2.0/mlflow/runs/get?run_id={ui.run_id}")
+    assert status == 200 and json.loads(body)["run"]["info"]["experiment_id"] == ui.experiment_id
+
+
+@pytest.mark.integration
+def test_printed_make_ui_serves_the_store_from_anywhere(tmp_path, fresh_store):
+    with _printed_ui(tmp_path, "make", fresh_store) as ui:
+        _serves_the_run(ui)
+
+
+@pytest.mark.integration
+def test_printed_mlflow_ui_line_serves_the_store_from_anywhere(direct_ui):
+    _serves_the_run(direct_ui)
 
 
 @pytest.mark.integration
@@ -138,18 +167,13 @@ def _page_text(browser: str, url: str, profile: Path) -> str:
 
 @pytest.mark.integration
 @pytest.mark.skipif(_browser() is None, reason="no headless chromium to render the MLflow UI")
-def test_run_link_opens_the_training_view_in_a_browser(tmp_path, fresh_store):
-    assert ROOT is not None
-    uri = fresh_store(tmp_path / "store")
-    experiment_id, run_id = _store_with_a_run(uri)
-    printed = ui_command(ROOT, uri, port=free_port(), cwd=tmp_path)
-    assert printed is not None
+def test_run_link_opens_the_training_view_in_a_browser(tmp_path, direct_ui):
     browser = _browser()
     assert browser is not None
-    with started(printed.direct, tmp_path, printed.url):
-        link = run_url(printed.url, experiment_id, run_id, tab="model-metrics")
-        trained = _page_text(browser, link, tmp_path / "profile-1")
-        plain = _page_text(browser, f"{printed.url}/#/experiments/{experiment_id}/runs/{run_id}", tmp_path / "profile-2")
+    experiment_id, run_id = direct_ui.experiment_id, direct_ui.run_id
+    link = run_url(direct_ui.url, experiment_id, run_id, tab="model-metrics")
+    trained = _page_text(browser, link, tmp_path / "profile-1")
+    plain = _page_text(browser, f"{direct_ui.url}/#/experiments/{experiment_id}/runs/{run_id}", tmp_path / "profile-2")
     # MLflow's GenAI view lists "Evaluation runs" in its side bar and files the run under "Evaluations"
     assert "Evaluation runs" in plain, plain[:2000]
     assert "Evaluation runs" not in trained and "Model registry" in trained, trained[:2000]
