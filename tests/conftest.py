@@ -1,7 +1,8 @@
 """Fixtures shared across test files; add yours below.
 
 The real-service fixtures (a throwaway PostgreSQL cluster, moto's S3 server, the team MLflow server)
-live in servers.py and start once per session, only when a test asks for them. The tiny model
+live in servers.py, the tracking server an outage test switches off in outage.py; each starts once per
+session, only when a test asks for it. The tiny model
 (``tiny_overrides`` / ``tiny_config``) is the one every training test uses: seconds per epoch on the
 generator's tiny preset (``tiny_data``); ``tiny_run`` is one real ``sedwatt train`` of it, made once.
 ``fresh_store(folder)`` gives a test an empty MLflow SQLite store without paying for MLflow's migrations.
@@ -18,6 +19,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from outage import outage_server, outage_tracking  # noqa: F401
 from served_store import served  # noqa: F401
 from servers import mlflow_team_server, pg_cluster, s3_endpoint  # noqa: F401
 

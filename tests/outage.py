@@ -3,6 +3,10 @@
 Stopping and restarting the server itself takes seconds and cannot be timed to a moment inside a
 run; closing the proxy's listening socket is instant, and clients see what they see when a server
 is down: connection refused (open connections are cut too).
+
+The fixtures at the bottom (registered in conftest.py) start one such server for the session:
+``outage_server`` (the proxy) and ``outage_tracking`` (MLflow pointed at it, failing fast);
+``outage_from_run_creation`` takes the server away the moment a run exists.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from servers import free_port, port_open, stop_process_group
 
@@ -132,3 +138,45 @@ def mlflow_server_behind_proxy(root: Path) -> Iterator[OutageProxy]:
     finally:
         proxy.down()
         stop_process_group(process)
+
+
+# --- pytest fixtures (registered in conftest.py) ------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def outage_server(tmp_path_factory) -> Iterator[OutageProxy]:
+    """One ``mlflow server`` behind an up proxy for the whole session (~10 s to start, once)."""
+    with mlflow_server_behind_proxy(tmp_path_factory.mktemp("outage-server")) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def outage_tracking(outage_server: OutageProxy, monkeypatch, tmp_path):
+    """An ``MlflowClient`` of the server, MLflow pointed at it and failing fast (a refused request fails now,
+    not after backoffs), the CWD in ``tmp_path``; the outage count starts at 0 and the server is up afterwards."""
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", outage_server.url)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    monkeypatch.chdir(tmp_path)
+    outage_server.outages = 0
+    yield mlflow.MlflowClient(outage_server.url)
+    outage_server.up()
+    mlflow.set_tracking_uri(None)
+
+
+def outage_from_run_creation(monkeypatch, server: OutageProxy) -> None:
+    """The server goes away as soon as a run exists (before the command's first write to it)."""
+    import sedwatt.tracking
+
+    original = sedwatt.tracking.start_tracked_run
+
+    @contextlib.contextmanager
+    def start_then_fail(**kwargs):
+        with original(**kwargs) as run:
+            server.down()
+            yield run
+
+    monkeypatch.setattr(sedwatt.tracking, "start_tracked_run", start_then_fail)

@@ -8,14 +8,13 @@ command ends. Once the server is back, ``sedwatt sync`` sends it all and the run
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 
 import mlflow
 import pytest
 
-from outage import mlflow_server_behind_proxy
+from outage import outage_from_run_creation
 from sedwatt.cli import main
 from sedwatt.config import load_config
 from sedwatt.metrics import PSDS_THRESHOLDS
@@ -28,27 +27,7 @@ FAST_ENERGY = "energy.measure_power_secs=1"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("outage-server")
-    with mlflow_server_behind_proxy(root) as proxy:
-        yield proxy
-
-
-@pytest.fixture
-def tracking(server, monkeypatch, tmp_path):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
-    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
-    monkeypatch.chdir(tmp_path)
-    server.outages = 0
-    yield mlflow.MlflowClient(server.url)
-    server.up()
-    mlflow.set_tracking_uri(None)
-
-
-@pytest.fixture(scope="module")
-def trained(tiny_data, server, tmp_path_factory, tiny_overrides) -> Path:
+def trained(tiny_data, outage_server, tmp_path_factory, tiny_overrides) -> Path:
     """The out_dir of a one-epoch training run whose model is version 1 of MODEL_NAME (evaluate spools under it)."""
     from sedwatt.runner import train_run
 
@@ -57,24 +36,10 @@ def trained(tiny_data, server, tmp_path_factory, tiny_overrides) -> Path:
                  f"train.out_dir={work / 'out'}", FAST_ENERGY, f"tracking.registered_model_name={MODEL_NAME}",
                  "tracking.experiment=outage-evaluate"]  # fmt: skip
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", server.url)
+        patch.setenv("MLFLOW_TRACKING_URI", outage_server.url)
         train_run(load_config(None, overrides), tiny_data)
     mlflow.set_tracking_uri(None)
     return work / "out"
-
-
-def outage_from_run_creation(monkeypatch, server) -> None:
-    import sedwatt.tracking
-
-    original = sedwatt.tracking.start_tracked_run
-
-    @contextlib.contextmanager
-    def start_then_fail(**kwargs):
-        with original(**kwargs) as run:
-            server.down()
-            yield run
-
-    monkeypatch.setattr(sedwatt.tracking, "start_tracked_run", start_then_fail)
 
 
 def run_id_from(stdout: str, prefix: str) -> str:
@@ -91,8 +56,10 @@ def sync_after_outage(server, spool: Path, stderr: str) -> None:
     assert not spool.exists()
 
 
-def test_an_evaluation_survives_an_outage_and_sync_completes_its_run(trained, tiny_data, tracking, server, monkeypatch, capsys):
-    client = tracking
+def test_an_evaluation_survives_an_outage_and_sync_completes_its_run(
+    trained, tiny_data, outage_tracking, outage_server, monkeypatch, capsys
+):
+    client, server = outage_tracking, outage_server
     outage_from_run_creation(monkeypatch, server)
     assert main(["evaluate", "--model-uri", f"models:/{MODEL_NAME}/1", "--data", str(tiny_data)]) == 0
     printed = capsys.readouterr()
@@ -111,8 +78,10 @@ def test_an_evaluation_survives_an_outage_and_sync_completes_its_run(trained, ti
     assert points == sorted(f"predictions_th_{t:.3f}.tsv" for t in PSDS_THRESHOLDS)
 
 
-def test_a_calibration_survives_an_outage_and_sync_completes_its_run(tiny_data, tracking, server, monkeypatch, capsys, tmp_path):
-    client = tracking
+def test_a_calibration_survives_an_outage_and_sync_completes_its_run(
+    tiny_data, outage_tracking, outage_server, monkeypatch, capsys, tmp_path
+):
+    client, server = outage_tracking, outage_server
     outage_from_run_creation(monkeypatch, server)
     assert main(["calibrate", "--data", str(tiny_data), "--set", "data.clip_seconds=4.0", "--set", FAST_ENERGY,
                  "--set", "train.val_batch_size=4", "--repeats", "2"]) == 0  # fmt: skip

@@ -9,15 +9,13 @@ during training, or through ``sedwatt sync`` of the run's spool when it is back 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from pathlib import Path
 
-import mlflow
 import optuna
 import pytest
 
-from outage import mlflow_server_behind_proxy
+from outage import outage_from_run_creation
 from sedwatt.cli import main
 from sedwatt.search.runs import RUN_ATTR
 from sedwatt.search.space import SearchSpace
@@ -29,45 +27,11 @@ pytestmark = pytest.mark.integration
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("outage-server")
-    with mlflow_server_behind_proxy(root) as proxy:
-        yield proxy
-
-
-@pytest.fixture
-def tracking(server, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # a refused request fails now, not after backoffs
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
-    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
-    server.outages = 0
-    yield mlflow.MlflowClient(server.url)
-    server.up()
-    mlflow.set_tracking_uri(None)
-
-
-def outage_from_run_creation(monkeypatch, server) -> None:
-    """The server goes away as soon as a trial's run exists (before train_run's first write to it)."""
-    import sedwatt.tracking
-
-    original = sedwatt.tracking.start_tracked_run
-
-    @contextlib.contextmanager
-    def start_then_fail(**kwargs):
-        with original(**kwargs) as run:
-            server.down()
-            yield run
-
-    monkeypatch.setattr(sedwatt.tracking, "start_tracked_run", start_then_fail)
-
-
 @pytest.mark.parametrize("back", ["after the first epoch", "after the trial"])
 def test_an_outage_as_a_trial_starts_does_not_fail_it(
-    tiny_data, tmp_path, tracking, server, monkeypatch, caplog, back, search_overrides
+    tiny_data, tmp_path, outage_tracking, outage_server, monkeypatch, caplog, back, search_overrides
 ):
-    client = tracking
+    client, server = outage_tracking, outage_server
     outage_from_run_creation(monkeypatch, server)
     if back == "after the first epoch":
         from sedwatt.tracking.callback import MLflowCallback
