@@ -94,3 +94,17 @@ def test_two_jobs_of_one_kind_in_one_process_keep_their_own_files(jobs):
         first.release()
         second.release()
     assert live_jobs() == 0 and list(jobs.iterdir()) == []
+
+
+@pytest.mark.parametrize("preset", [None, "ACTIVE"])
+def test_the_command_lets_waiting_threads_sleep_unless_told_otherwise(preset, monkeypatch):
+    """`sedwatt` sets OMP_WAIT_POLICY=PASSIVE before any subcommand imports torch; a user's value stays."""
+    from sedwatt.cli import main
+
+    if preset is None:
+        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    else:
+        monkeypatch.setenv("OMP_WAIT_POLICY", preset)
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert os.environ["OMP_WAIT_POLICY"] == (preset or "PASSIVE")

@@ -8,6 +8,11 @@ exclusive ``flock``, which the kernel releases when the process dies, however it
 ``CPUs it may use // live jobs`` threads (at least one). The share is recomputed at every epoch start,
 so a job that started alone gives up threads when a second one arrives, and takes them back after.
 
+Waiting threads sleep (``OMP_WAIT_POLICY=PASSIVE``, set by the ``sedwatt`` command before torch starts
+its OpenMP pool, unless the environment sets it): by default an idle OpenMP thread spins for a while
+before it sleeps, which on a machine busy with other work takes cores from the threads doing the step
+(README "Measured", contention).
+
 Precedence: ``train.num_threads`` (config) > ``OMP_NUM_THREADS`` (environment, as every OpenMP
 program respects it) > automatic. DataLoader workers use one thread each (``worker_init``): their
 work is decoding and STFTs of single clips, and their threads would compete with the step's.
@@ -114,6 +119,11 @@ def apply_thread_budget(configured: int | None) -> tuple[int, str]:
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return threads, reason
+
+
+def sleep_when_waiting() -> None:
+    """``OMP_WAIT_POLICY=PASSIVE`` unless set: to be called before torch is imported (OpenMP reads it once)."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @contextlib.contextmanager

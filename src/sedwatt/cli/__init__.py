@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from sedwatt.threads import sleep_when_waiting
+
+    sleep_when_waiting()  # before any subcommand imports torch
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
