@@ -26,8 +26,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import torch
+from sedwatt.threads import sleep_when_waiting
+
+sleep_when_waiting()  # as the sedwatt command runs torch (OMP_WAIT_POLICY=PASSIVE unless set), for every variant
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
