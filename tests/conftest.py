@@ -5,7 +5,9 @@ live in servers.py, the tracking server an outage test switches off in outage.py
 session, only when a test asks for it. The tiny model
 (``tiny_overrides`` / ``tiny_config``) is the one every training test uses: seconds per epoch on the
 generator's tiny preset (``tiny_data``); ``tiny_run`` is one real ``sedwatt train`` of it, made once.
-``fresh_store(folder)`` gives a test an empty MLflow SQLite store without paying for MLflow's migrations.
+``fresh_store(folder)`` gives a test an empty MLflow SQLite store without paying for MLflow's migrations;
+``tiny_model`` is a one-epoch tiny CRNN registered in a store of its own, the model that test_evaluate
+evaluates and test_pyfunc_model serves.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ SEARCH_OVERRIDES = (
     "tracking.registered_model_name=null",
     "energy.measure_power_secs=1",
 )
+TINY_MODEL_NAME = "crnn-tiny"  # tiny_model's registered name (test_evaluate and test_pyfunc_model spell it too)
 
 
 def copy_store(template: Path, folder: Path) -> str:
@@ -167,3 +170,34 @@ def tiny_run(tiny_data, tmp_path_factory, fresh_store):
     (run,) = client.search_runs([experiment.experiment_id])
     version = client.get_model_version("tiny-run", "1")
     return SimpleNamespace(client=client, experiment=experiment, run=run, version=version, uri=uri)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_data, tmp_path_factory, fresh_store):
+    """A one-epoch tiny CRNN trained through the real ``train_run`` (energy measured) and registered as
+    version 1 of ``crnn-tiny``, in a store of its own: ``uri``, ``run_id``, ``config``, ``name``.
+
+    Trained once for test_evaluate (which evaluates it and calibrates into its store) and
+    test_pyfunc_model (which serves it); they add runs and other registered names, never a version of it.
+    """
+    import mlflow
+
+    from sedwatt.config import load_config
+    from sedwatt.runner import train_run
+
+    work = tmp_path_factory.mktemp("tiny-model")
+    uri = fresh_store(work / "store")
+    config = load_config(None, [
+        *TINY_OVERRIDES, "train.epochs=1", "train.batch_size=32",  # 2 steps: the model only has to exist
+        f"data.cache_dir={work / 'cache'}", f"train.out_dir={work / 'out'}", "energy.measure_power_secs=1",
+        f"tracking.registered_model_name={TINY_MODEL_NAME}", "tracking.experiment=tiny-model",
+    ])  # fmt: skip
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+        monkeypatch.chdir(work)
+        try:
+            outcome = train_run(config, tiny_data)
+        finally:
+            mlflow.set_tracking_uri(None)
+    return SimpleNamespace(uri=uri, run_id=outcome.run_id, config=config, name=TINY_MODEL_NAME)

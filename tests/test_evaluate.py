@@ -1,14 +1,14 @@
 """`sedwatt evaluate` and `sedwatt calibrate` end to end on the tiny preset, against a throwaway SQLite store.
 
-One tiny CRNN is trained for one epoch through the real ``train_run`` (registered as version 1);
-the tests evaluate it, calibrate the reference model, evaluate again, and check what the runs hold
-against values recomputed from the logged artifacts and metrics.
+The model is conftest's ``tiny_model`` (one epoch through the real ``train_run``, registered as version 1,
+shared with test_pyfunc_model); the tests evaluate it, calibrate the reference model in its store,
+evaluate again, and check what the runs hold against values recomputed from the logged artifacts and
+metrics.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import statistics
 from pathlib import Path
 
@@ -28,36 +28,20 @@ from sedwatt.evaluation import (  # noqa: E402
 from sedwatt.metrics import PSDS_THRESHOLDS  # noqa: E402
 
 SCORE_KEYS = ("psds1", "psds2", "intersection_f1_macro", "intersection_f1_macro_05", "collar_f1_macro")
-MODEL_NAME = f"crnn-evaluate-{os.getpid()}"
+MODEL_NAME = "crnn-tiny"  # conftest's tiny_model
 FAST_ENERGY = "energy.measure_power_secs=1"
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory, fresh_store):
-    return fresh_store(tmp_path_factory.mktemp("store"))
+def store(tiny_model) -> str:
+    return tiny_model.uri
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_data, store, tmp_path_factory, tiny_overrides) -> str:
-    """Run id of a one-epoch training run whose model is version 1 of MODEL_NAME."""
-    from sedwatt.runner import train_run
-
-    work = tmp_path_factory.mktemp("train")
-    overrides = [
-        *tiny_overrides,
-        "train.epochs=1",
-        "train.batch_size=32",  # 2 steps: this model only has to exist, not to learn
-        f"data.cache_dir={work / 'cache'}",
-        f"train.out_dir={work / 'out'}",
-        FAST_ENERGY,
-        f"tracking.registered_model_name={MODEL_NAME}",
-        "tracking.experiment=evaluate-test",
-    ]
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", store)
-        outcome = train_run(load_config(None, overrides), tiny_data)
-    mlflow.set_tracking_uri(None)
-    return outcome.run_id
+def trained(tiny_model) -> str:
+    """Run id of the one-epoch training run whose model is version 1 of MODEL_NAME (energy measured)."""
+    assert tiny_model.name == MODEL_NAME
+    return tiny_model.run_id
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """A registered model you can run: the pyfunc flavour served, predicted and loaded, against sedwatt's own decoding.
 
-One tiny CRNN is trained for one epoch through the real ``train_run`` into a throwaway SQLite store
-and registered as version 1. The tests then run that version the three ways MLflow offers
+The model is conftest's ``tiny_model``: one tiny CRNN trained for one epoch through the real ``train_run``
+into a throwaway SQLite store and registered as version 1 (shared with test_evaluate). The tests run that
+version the three ways MLflow offers
 (``mlflow models serve`` over HTTP, ``mlflow models predict`` on a CSV, ``mlflow.pyfunc.load_model``)
 on three files: a dev-test clip as it is, a 44.1 kHz stereo copy of another one, and a file two clips
 long. The events must be those of the evaluation path (``ClipDataset`` → ``predict`` → ``decode``) on
@@ -31,36 +32,20 @@ mlflow = pytest.importorskip("mlflow")
 from sedwatt.config import load_config  # noqa: E402
 from sedwatt.data.layout import DEVTEST, DesedLayout  # noqa: E402
 
-MODEL_NAME = f"crnn-pyfunc-{os.getpid()}"
-OVERRIDES = [  # beside the tiny model (conftest)
-    "train.epochs=1",
-    "train.batch_size=32",  # 2 steps: the model only has to exist
-    "energy.enabled=false",
-    f"tracking.registered_model_name={MODEL_NAME}",
-    "tracking.experiment=pyfunc-test",
-]
+MODEL_NAME = "crnn-tiny"  # conftest's tiny_model
 EVENT_COLUMNS = ["filename", "onset", "offset", "event_label"]
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory, fresh_store):
-    return fresh_store(tmp_path_factory.mktemp("store"))
+def store(tiny_model) -> str:
+    return tiny_model.uri
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_data, store, tmp_path_factory, tiny_overrides):
-    """(run id, config) of a one-epoch training run whose model is version 1 of MODEL_NAME."""
-    from sedwatt.runner import train_run
-
-    work = tmp_path_factory.mktemp("train")
-    config = load_config(
-        None, [*tiny_overrides, *OVERRIDES, f"data.cache_dir={work / 'cache'}", f"train.out_dir={work / 'out'}"]
-    )
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", store)
-        outcome = train_run(config, tiny_data)
-    mlflow.set_tracking_uri(None)
-    return outcome.run_id, config
+def trained(tiny_model):
+    """(run id, config) of the one-epoch training run whose model is version 1 of MODEL_NAME."""
+    assert tiny_model.name == MODEL_NAME
+    return tiny_model.run_id, tiny_model.config
 
 
 @pytest.fixture
@@ -273,7 +258,9 @@ def test_registered_version_has_both_flavours_and_says_what_it_is(
 ):
     from mlflow.models import Model
 
+    from sedwatt.energy.provenance import describe_energy
     from sedwatt.model import CRNN
+    from sedwatt.tracking.registry import version_description
 
     run_id, config = trained
     version = client.get_model_version(MODEL_NAME, "1")
@@ -299,7 +286,12 @@ def test_registered_version_has_both_flavours_and_says_what_it_is(
     fingerprint = run.data.params["dataset_fingerprint"]
     assert version.tags["config_name"] == config.name and version.tags["dataset_fingerprint"] == fingerprint
     lines = version.description.splitlines()
-    assert lines[0] == f"run max val_f1 {run.data.metrics['max_val_f1']:.3f} (teacher); training energy not measured"
+    energy = describe_energy(run.data.metrics, run.data.tags)
+    assert lines[0] == f"run max val_f1 {run.data.metrics['max_val_f1']:.3f} (teacher); training energy {energy}"
+    # a run that measured no energy (energy.enabled=false: no energy metrics) says so
+    unmeasured = client.create_run(run.info.experiment_id).info.run_id
+    client.log_metric(unmeasured, "max_val_f1", 0.25)
+    assert version_description(unmeasured) == "run max val_f1 0.250 (teacher); training energy not measured"
     epoch = int(run.data.metrics["best_obj_metric_epoch"])
     assert lines[1] == f"model: the student of epoch {epoch}, the best obj_metric checkpoint"
     assert version.tags["checkpoint_epoch"] == str(epoch) and version.tags["model"] == "student"
