@@ -23,7 +23,7 @@ import pytest
 
 from outage import outage_server, outage_tracking  # noqa: F401
 from served_store import served  # noqa: F401
-from servers import mlflow_team_server, pg_cluster, s3_endpoint  # noqa: F401
+from servers import mlflow_team_server, optuna_db, pg_cluster, s3_endpoint  # noqa: F401
 
 # The tiny CRNN and run: 3 epochs of a few steps on 4 s clips, no early stopping, no progress bars.
 TINY_OVERRIDES = (

@@ -138,6 +138,35 @@ def postgres_cluster(databases: tuple[str, ...] = ("mlflowdb",)) -> Iterator[Pos
         shutil.rmtree(base, ignore_errors=True)
 
 
+@dataclass
+class Database:
+    """A database of the cluster: ``uri`` (the cluster's role, its ``password``), ``name``, and ``admin``, the
+    superuser's ``psycopg.connect`` arguments (over the socket, autocommit, no dbname) for looking inside."""
+
+    uri: str
+    name: str
+    admin: dict[str, object]
+    password: str
+
+
+@contextlib.contextmanager
+def new_database(pg: PostgresCluster, prefix: str) -> Iterator[Database]:
+    """A new, empty database owned by the cluster's role, dropped afterwards (no schema: whoever opens it
+    first creates it)."""
+    import psycopg
+
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    admin: dict[str, object] = {"host": str(pg.socket_dir), "port": pg.port, "user": "postgres",
+                                "autocommit": True}  # fmt: skip
+    with psycopg.connect(dbname="postgres", **admin) as conn:
+        conn.execute(f"CREATE DATABASE {name} OWNER {pg.user}")
+    try:
+        yield Database(pg.uri(name), name, admin, pg.password)
+    finally:
+        with contextlib.suppress(psycopg.Error), psycopg.connect(dbname="postgres", **admin) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 # --- S3 (moto) ----------------------------------------------------------------------------------
 
 
@@ -292,6 +321,13 @@ def pg_cluster() -> Iterator[PostgresCluster]:
         pytest.skip("PostgreSQL binaries (initdb, postgres) are not installed: apt-get install postgresql-15")
     with postgres_cluster() as cluster:
         yield cluster
+
+
+@pytest.fixture
+def optuna_db(pg_cluster: PostgresCluster) -> Iterator[Database]:
+    """A new, empty PostgreSQL database per test for an Optuna study (its processes create the schema)."""
+    with new_database(pg_cluster, "optuna") as database:
+        yield database
 
 
 @pytest.fixture(scope="session")

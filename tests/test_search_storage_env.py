@@ -7,16 +7,13 @@ neither the command MLflow runs, nor the output, nor the project run's params an
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
 import subprocess
 import sys
 from pathlib import Path
 
 import mlflow
 import optuna
-import psycopg
 import pytest
 import yaml
 
@@ -43,23 +40,12 @@ def test_the_mlproject_search_entry_forces_no_storage():
     assert entry["parameters"]["storage"]["default"] == ""
 
 
-@pytest.fixture
-def optuna_db(pg_cluster):
-    name = f"optuna_env_{secrets.token_hex(4)}"
-    admin = {"host": str(pg_cluster.socket_dir), "port": pg_cluster.port, "user": "postgres", "autocommit": True}
-    with psycopg.connect(dbname="postgres", **admin) as conn:
-        conn.execute(f"CREATE DATABASE {name} OWNER {pg_cluster.user}")
-    yield pg_cluster.uri(name), pg_cluster.password
-    with contextlib.suppress(psycopg.Error), psycopg.connect(dbname="postgres", **admin) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
 @pytest.mark.slow
 @pytest.mark.integration
 def test_mlflow_run_search_takes_the_storage_from_the_environment(
     tiny_data, optuna_db, tmp_path, search_overrides, fresh_store
 ):
-    url, password = optuna_db
+    url, password = optuna_db.uri, optuna_db.password  # a password-protected database (servers.optuna_db)
     tracking_uri = fresh_store(tmp_path)
     space = tmp_path / "space.yaml"
     space.write_text("batch_size: [64]\n")

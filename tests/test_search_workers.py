@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -37,18 +36,6 @@ N_TRIALS = 6
 STUDY = "shared"
 EXPERIMENT = "workers"
 WORKER = "import sys; from sedwatt.cli import main; sys.exit(main(sys.argv[1:]))"
-
-
-@pytest.fixture
-def optuna_db(pg_cluster):
-    """A new, empty database per test: the workers create Optuna's schema themselves."""
-    name = f"optuna_{secrets.token_hex(4)}"
-    admin = {"host": str(pg_cluster.socket_dir), "port": pg_cluster.port, "user": "postgres", "autocommit": True}
-    with psycopg.connect(dbname="postgres", **admin) as conn:
-        conn.execute(f"CREATE DATABASE {name} OWNER {pg_cluster.user}")
-    yield pg_cluster.uri(name), name, admin
-    with contextlib.suppress(psycopg.Error), psycopg.connect(dbname="postgres", **admin) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def study_exists(name: str, admin: dict) -> bool:
@@ -98,7 +85,7 @@ def freeze_a_training_worker(study, workers: list[subprocess.Popen]):
 def test_two_workers_share_the_study_and_retry_a_killed_workers_trial(
     tiny_data, optuna_db, tmp_path, search_overrides, fresh_store
 ):
-    url, db_name, admin = optuna_db
+    url, db_name, admin = optuna_db.uri, optuna_db.name, optuna_db.admin  # empty: the workers make the schema
     tracking_uri = fresh_store(tmp_path)
     experiment_id = ensure_experiment(EXPERIMENT, tracking_uri)  # the store exists before two writers share it
     space = tmp_path / "space.yaml"
