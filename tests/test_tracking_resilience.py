@@ -126,7 +126,10 @@ def test_read_spool_names_a_torn_line(tmp_path):
 
 @pytest.fixture
 def store(tmp_path, monkeypatch, fresh_store):
+    """A store of this test's own, MLflow pointed at it and failing fast; the CWD in tmp_path, so nothing the
+    run writes relative to it (an artifact folder, a spool) can land in the repository."""
     uri = fresh_store(tmp_path / "store")
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
