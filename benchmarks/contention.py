@@ -33,7 +33,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-# The test suite's tiny CRNN (tests/test_trainer.py TINY), without its epoch count and progress bars.
+# The test suite's tiny CRNN (tests/conftest.py TINY_OVERRIDES) without its epoch count; power read every
+# second, no model or checkpoints logged.
 TINY = [
     "data.clip_seconds=4.0",
     "features.n_mels=32",
