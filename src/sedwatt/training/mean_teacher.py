@@ -88,7 +88,8 @@ class MeanTeacherStep:
         t = self.train
         k = self.step + 1
         n_synth, n_weak, _ = self.split
-        mel, strong, weak = mel.to(self.device), strong.to(self.device), weak.to(self.device)
+        # non_blocking: the loader pins its batches on a GPU run, so the copies overlap; later kernels are ordered.
+        mel, strong, weak = (part.to(self.device, non_blocking=True) for part in (mel, strong, weak))
         if rng.random() < t.mixup_prob:
             mel, strong, weak = mixup_batch(mel, strong, weak, n_synth, n_weak, t.mixup_alpha, rng)
         x = log_normalise(mel, self.config.features)
