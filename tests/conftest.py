@@ -46,11 +46,11 @@ SEARCH_OVERRIDES = (
     "tracking.registered_model_name=null",
     "energy.measure_power_secs=1",
 )
-TINY_MODEL_NAME = "crnn-tiny"  # tiny_model's registered name (test_evaluate and test_pyfunc_model spell it too)
+TINY_MODEL_NAME = "crnn-tiny"  # tiny_model's registered name (test_evaluate, test_pyfunc_model spell it too)
 
 
 def copy_store(template: Path, folder: Path) -> str:
-    """The URI of a copy of the migrated ``template`` at ``folder/mlruns.db``, as if the store had been made there.
+    """The URI of a copy of the migrated ``template`` at ``folder/mlruns.db``, as if the store was made there.
 
     The file is copied before anything connects to the copy; the only path a new store holds, its
     Default experiment's artifact location, is pointed beside the copy (``mlartifacts/0``), as

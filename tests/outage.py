@@ -153,7 +153,7 @@ def outage_server(tmp_path_factory) -> Iterator[OutageProxy]:
 @pytest.fixture
 def outage_tracking(outage_server: OutageProxy, monkeypatch, tmp_path):
     """An ``MlflowClient`` of the server, MLflow pointed at it and failing fast (a refused request fails now,
-    not after backoffs), the CWD in ``tmp_path``; the outage count starts at 0 and the server is up afterwards."""
+    not after backoffs), the CWD in ``tmp_path``; the outage count starts at 0, the server is up after."""
     import mlflow
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", outage_server.url)

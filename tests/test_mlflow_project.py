@@ -28,7 +28,7 @@ END = ["max_val_f1", "max_val_f1_epoch", "best_obj_metric_epoch", "energy_total_
 
 @pytest.mark.slow
 def test_mlflow_run_main_records_the_schema(tiny_data, tmp_path, tiny_overrides, fresh_store):
-    """-P batch_size and seed are trained and logged; no -P epochs: the config's value (2 here) is, nothing twice."""
+    """-P batch_size and seed are trained and logged; no -P epochs: the config's value (2) is, none twice."""
     uri = fresh_store(tmp_path)
     env = {
         **os.environ,
@@ -40,7 +40,8 @@ def test_mlflow_run_main_records_the_schema(tiny_data, tmp_path, tiny_overrides,
     # as -P params, epochs does not
     tiny = [item for item in tiny_overrides if not item.startswith(("train.epochs=", "train.batch_size="))]
     overrides = " ".join([*tiny, "train.epochs=2", "energy.measure_power_secs=1",
-                          "tracking.registered_model_name=sedwatt-test-crnn", f"train.out_dir={tmp_path / 'outputs'}"])  # fmt: skip
+                          "tracking.registered_model_name=sedwatt-test-crnn",
+                          f"train.out_dir={tmp_path / 'outputs'}"])  # fmt: skip
     cmd = [
         sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", "main", "--env-manager", "local",
         "--experiment-name", "project-test", "-P", "config=configs/cpu_demo.yaml", "-P", f"data={tiny_data}",

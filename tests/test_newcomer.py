@@ -39,7 +39,7 @@ ROOT = project_root()
 
 
 def _store_with_a_run(uri: str) -> tuple[str, str]:
-    """(experiment id, run id) of a finished run with two epochs of val_f1 and energy in the store at ``uri``."""
+    """(experiment id, run id) of a finished run, 2 epochs of val_f1 and energy, in the store at ``uri``."""
     experiment_id = ensure_experiment("newcomer", tracking_uri=uri)
     client = mlflow.MlflowClient(uri)
     run_id = client.create_run(experiment_id).info.run_id
@@ -173,7 +173,8 @@ def test_run_link_opens_the_training_view_in_a_browser(tmp_path, direct_ui):
     experiment_id, run_id = direct_ui.experiment_id, direct_ui.run_id
     link = run_url(direct_ui.url, experiment_id, run_id, tab="model-metrics")
     trained = _page_text(browser, link, tmp_path / "profile-1")
-    plain = _page_text(browser, f"{direct_ui.url}/#/experiments/{experiment_id}/runs/{run_id}", tmp_path / "profile-2")
+    plain_link = f"{direct_ui.url}/#/experiments/{experiment_id}/runs/{run_id}"
+    plain = _page_text(browser, plain_link, tmp_path / "profile-2")
     # MLflow's GenAI view lists "Evaluation runs" in its side bar and files the run under "Evaluations"
     assert "Evaluation runs" in plain, plain[:2000]
     assert "Evaluation runs" not in trained and "Model registry" in trained, trained[:2000]

@@ -70,7 +70,7 @@ def test_a_failing_start_hook_still_ends_the_callbacks_that_started(
 
 def test_killed_and_resumed_run_equals_uninterrupted(tiny_data, tmp_path, tiny_config):
     """Killed in epoch 2 of 2, resumed from epoch 1's checkpoint: epoch 2 is trained again (after the ramp-up
-    epoch, from the saved optimiser, EMA teacher and RNG states) and everything equals the run never killed."""
+    epoch, from the saved optimiser, EMA teacher and RNG states), and all equals the run never killed."""
     config = tiny_config("train.epochs=2")
     full = _trainer(config, tiny_data, tmp_path / "full").fit()
 
