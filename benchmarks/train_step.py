@@ -5,8 +5,8 @@ student forward/backward, teacher forward (train mode, no grad), EMA, Adam. The 
 turn, round after round (``--rounds``), so a machine that slows down mid-run slows them all alike: each
 variant's first step of a round is a warm-up (allocators, kernels, the allocator switch) and is not timed.
 Variants: the upstream-structured reference with glibc's default allocator (as upstream runs) and with
-freed memory kept (sedwatt/memory.py), ours with the recipe's dropout stream, ours with fast dropout and
-channels-last maps, and ours as configured with and without freed memory kept (CPU only: the allocator
+freed memory kept (sedwatt/memory.py), ours with the recipe's dropout stream (contiguous and channels-last
+maps), ours with fast dropout and channels-last maps, and ours as configured with and without freed memory kept (CPU only: the allocator
 setting is about CPU memory). Prints the median ms per step and clips per second of each, the ratio to
 upstream, and as its last line ``train_step_ms=<median of ours as configured>``. ``--device cuda`` runs
 it on a GPU (clips drawn on the CPU and moved over, every timing closed by ``torch.cuda.synchronize``);
@@ -102,7 +102,12 @@ def variants_for(config: SedwattConfig, device: torch.device, upstream: bool) ->
     recipe_stream = {"fast_dropout": False, "channels_last": False}
     fast = {"fast_dropout": True, "channels_last": True}
     configured = {"fast_dropout": config.model.fast_dropout, "channels_last": config.model.channels_last}
-    names = {"ours (recipe dropout stream)": recipe_stream, "ours (fast + chan.-last)": fast}
+    recipe_stream_cl = {"fast_dropout": False, "channels_last": True}
+    names = {
+        "ours (recipe dropout stream)": recipe_stream,
+        "ours (recipe stream + chan.-last)": recipe_stream_cl,
+        "ours (fast + chan.-last)": fast,
+    }
     if configured not in names.values():
         names["ours (as configured)"] = configured
     out += [Variant(name, ours(**fields), reuse) for name, fields in names.items()]
