@@ -163,8 +163,9 @@ def _svg(frame: pd.DataFrame, title: str) -> str:
         if not marks:  # …or, for a single point, one <path>
             marks = [e for e in group.iter(f"{{{SVG_NS}}}path") if id(e) not in defs]
         f1, kwh = objective_columns(frame)
-        for mark, (_, row) in zip(marks, frame.iterrows(), strict=True):
-            ElementTree.SubElement(mark, f"{{{SVG_NS}}}title").text = _hover_text(row, f1, kwh)
+        if len(marks) == len(frame):  # else matplotlib drew another number of marks: no hover texts, same figure
+            for mark, (_, row) in zip(marks, frame.iterrows(), strict=True):
+                ElementTree.SubElement(mark, f"{{{SVG_NS}}}title").text = _hover_text(row, f1, kwh)
     return ElementTree.tostring(root, encoding="unicode")
 
 
