@@ -70,11 +70,11 @@ if [ "$QUICK" = 1 ]; then
     # A small CRNN on 4 s clips: the same code path, seconds per step on two CPU cores.
     SMALL_MODEL=(--set data.clip_seconds=4.0 --set features.n_mels=32 --set "model.channels=[8,16,16]"
                  --set "model.pools=[[2,2],[2,4],[1,4]]" --set model.rnn_hidden=16)
-    STEP_ARGS=(--batch-size 8 --rounds 1 --steps 1 "${SMALL_MODEL[@]}")
+    STEP_ARGS=(--batch-size 8 --rounds 1 --steps 1 --configured-only "${SMALL_MODEL[@]}")
     CLIP_SECONDS=4
     TRAIN_ARGS=(--config configs/dcase2022.yaml "${SMALL_MODEL[@]}" --set train.rampup_epochs=1)
 else
-    STEP_ARGS=(--batch-size 48 --rounds 3 --steps 2)
+    STEP_ARGS=(--batch-size 48 --rounds 3 --steps 2 --configured-only)
     CLIP_SECONDS=10
     TRAIN_ARGS=(--config configs/dcase2022.yaml)
 fi

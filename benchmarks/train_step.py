@@ -83,7 +83,9 @@ class StepTimer:
         return time.perf_counter() - start
 
 
-def variants_for(config: SedwattConfig, device: torch.device, upstream: bool) -> tuple[list[Variant], str]:
+def variants_for(
+    config: SedwattConfig, device: torch.device, upstream: bool, configured_only: bool = False
+) -> tuple[list[Variant], str]:
     """The models to compare (see the module docstring) and the name of the config's own; allocator variants
     only where the CPU allocates."""
     cpu = device.type == "cpu"
@@ -93,7 +95,7 @@ def variants_for(config: SedwattConfig, device: torch.device, upstream: bool) ->
         from upstream_reference import UpstreamCRNN
 
         out.append(Variant("upstream", UpstreamCRNN.from_config(config), reuse_memory=False))
-        if cpu:
+        if cpu and not configured_only:
             out.append(Variant("upstream (freed memory kept)", UpstreamCRNN.from_config(config), reuse_memory=True))
 
     def ours(**model_fields: bool) -> torch.nn.Module:
@@ -110,8 +112,10 @@ def variants_for(config: SedwattConfig, device: torch.device, upstream: bool) ->
     }
     if configured not in names.values():
         names["ours (as configured)"] = configured
+    if configured_only:
+        names = {name: fields for name, fields in names.items() if fields == configured}
     out += [Variant(name, ours(**fields), reuse) for name, fields in names.items()]
-    if cpu:
+    if cpu and not configured_only:
         out.append(Variant("ours (as configured, glibc default)", ours(**configured), reuse_memory=False))
     return out, next(name for name, fields in names.items() if fields == configured)
 
@@ -124,6 +128,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="rounds of all variants in turn")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--no-upstream", action="store_true", help="skip the upstream reference")
+    parser.add_argument(
+        "--configured-only", action="store_true", help="time only the upstream reference and the config's own model"
+    )
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     parser.add_argument(
         "--set",
@@ -148,7 +155,7 @@ def main() -> None:
         f"{args.rounds} rounds × {args.steps} timed steps per variant, in turn{where}"
     )
 
-    variants, configured = variants_for(config, device, upstream=not args.no_upstream)
+    variants, configured = variants_for(config, device, not args.no_upstream, args.configured_only)
     timers = [StepTimer(v, config, args.batch_size, device) for v in variants]
     for _ in range(args.rounds):
         for variant, timer in zip(variants, timers, strict=True):
