@@ -19,7 +19,9 @@ from xml.etree import ElementTree
 
 import pandas as pd
 
+from sedwatt.search.energy_stop import STOP_REASON_ATTR
 from sedwatt.search.objectives import study_objective_names
+from sedwatt.search.runs import EPOCHS_RUN_ATTR, RUN_ATTR
 
 CSV_NAME = "pareto_front.csv"
 PNG_NAME = "pareto_front.png"
@@ -48,9 +50,9 @@ def pareto_frame(study: Any) -> pd.DataFrame:
                 f1_name: t.values[0],
                 energy_name: t.values[1],
                 "pareto": t.number in front,
-                "epochs_run": t.user_attrs.get("epochs_run"),
-                "mlflow_run_id": t.user_attrs.get("mlflow_run_id") or "",
-                "stop_reason": t.user_attrs.get("stop_reason") or "",
+                "epochs_run": t.user_attrs.get(EPOCHS_RUN_ATTR),
+                "mlflow_run_id": t.user_attrs.get(RUN_ATTR) or "",
+                "stop_reason": t.user_attrs.get(STOP_REASON_ATTR) or "",
             }
         )
     columns = ["trial", "state", f1_name, energy_name, "pareto", "epochs_run", "mlflow_run_id", "stop_reason"]

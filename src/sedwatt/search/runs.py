@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 PARENT_ATTR = "mlflow_parent_run_id"
 RUN_ATTR = "mlflow_run_id"
+EPOCHS_RUN_ATTR = "epochs_run"
 WORKER_ATTR = "worker"
 KILLED_REASON = "worker died; the study's heartbeat check failed this trial and queued a retry"
 

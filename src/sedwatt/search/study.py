@@ -29,7 +29,9 @@ from typing import Any
 from sedwatt.config import SedwattConfig, load_config
 from sedwatt.errors import SedwattError
 from sedwatt.search.aliases import update_aliases
+from sedwatt.search.energy_stop import STOP_REASON_ATTR
 from sedwatt.search.objectives import EnergyObjective, F1Objective, objective_names, objective_values
+from sedwatt.search.runs import EPOCHS_RUN_ATTR, RUN_ATTR
 from sedwatt.search.space import SearchSpace, overrides_for
 from sedwatt.search.storage import default_storage, open_storage, quiet_optuna_warnings
 from sedwatt.training.callbacks import Callback
@@ -41,7 +43,7 @@ SAMPLERS = ("nsga2", "tpe", "gp", "random")
 SURPLUS_ATTR = "surplus"
 REUSED_ATTR = "reused_run"  # True: the trial took its dead predecessor's finished run instead of training
 # Per-attempt user attributes, reset when a retried trial (a copy of a dead one) starts again.
-INHERITED_ATTRS = ("mlflow_run_id", "stop_reason", "epochs_run", SURPLUS_ATTR, REUSED_ATTR)
+INHERITED_ATTRS = (RUN_ATTR, STOP_REASON_ATTR, EPOCHS_RUN_ATTR, SURPLUS_ATTR, REUSED_ATTR)
 # The storage URL can come from the environment: a password in --storage shows in `ps` (and in the
 # params of an `mlflow run`).
 STORAGE_ENV = "SEDWATT_OPTUNA_STORAGE"
@@ -330,10 +332,10 @@ def adopt_finished_run(
         return None
     values = objective_values(history, f1_objective, energy_objective)
     trial.set_user_attr(runs.RUN_ATTR, run_id)
-    trial.set_user_attr("epochs_run", len(history))
+    trial.set_user_attr(EPOCHS_RUN_ATTR, len(history))
     trial.set_user_attr(REUSED_ATTR, True)
-    if predecessor.user_attrs.get("stop_reason"):
-        trial.set_user_attr("stop_reason", predecessor.user_attrs["stop_reason"])
+    if predecessor.user_attrs.get(STOP_REASON_ATTR):
+        trial.set_user_attr(STOP_REASON_ATTR, predecessor.user_attrs[STOP_REASON_ATTR])
     try:  # only a pointer for people browsing MLflow: the study already records the adoption
         client.set_tag(run_id, "optuna.reused_by_trial", str(trial.number))
     except Exception as exc:  # noqa: BLE001
@@ -413,7 +415,7 @@ def run_trial(trial: Any, settings: SearchSettings, handle: StudyHandle) -> tupl
         extra_callbacks=callbacks,
     )
     trial.set_user_attr(runs.RUN_ATTR, outcome.run_id)
-    trial.set_user_attr("epochs_run", len(outcome.state.history))
+    trial.set_user_attr(EPOCHS_RUN_ATTR, len(outcome.state.history))
     return objective_values(outcome.state.history, settings.f1_objective, settings.energy_objective)
 
 
