@@ -20,6 +20,7 @@ from sedwatt.errors import SedwattError
 from sedwatt.search.energy_stop import ParetoEnergyStop, dominating_trial, plausible_f1
 from sedwatt.search.objectives import objective_names, objective_values
 from sedwatt.search.report import objective_columns, pareto_frame, study_summary, write_study_report
+from sedwatt.search.runs import PARENT_ATTR
 from sedwatt.search.space import SearchSpace, load_space, overrides_for
 from sedwatt.search.storage import open_storage, safe_url
 from sedwatt.search.study import (
@@ -353,6 +354,38 @@ def test_a_worker_with_other_objectives_is_refused_before_anything_is_made(tmp_p
     assert "max_val_f1, energy_total_kwh" in message and "final_val_f1, energy_at_95pct_max_kwh" in message
     assert not (tmp_path / "mlruns.db").exists()
     assert optuna.load_study(study_name="named", storage=url).trials == []
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # set_metric_names
+def test_a_worker_losing_the_creation_race_checks_the_winners_objectives(tmp_path, monkeypatch):
+    """The study did not exist when this worker looked, another worker created it (other objectives) before this
+    one's create_study: refused after the race too, and the parent run made for it meanwhile is deleted."""
+    from mlflow import MlflowClient
+
+    import sedwatt.search.study as study_module
+
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    winner = optuna.create_study(study_name="raced", storage=url, directions=["maximize", "minimize"])
+    winner.set_metric_names(list(objective_names("best", "total")))
+    winner.set_user_attr(PARENT_ATTR, "the-winners-parent")
+    real_load, looks = study_module._load_study, []
+
+    def load(*args):  # the first look finds nothing, as when both workers looked at once
+        looks.append(args)
+        return None if len(looks) == 1 else real_load(*args)
+
+    monkeypatch.setattr(study_module, "_load_study", load)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns.db'}")
+    settings = SearchSettings(config_path=None, overrides=[], data=tmp_path, n_trials=1, study_name="raced",
+                              storage=url, space=SearchSpace(), heartbeat_interval=2, grace_period=10,
+                              f1_objective="final", energy_objective="to_95", parent_wait_s=5)  # fmt: skip
+    with pytest.raises(SedwattError, match="--study-name raced: this study's objectives are max_val_f1"):
+        join_study(settings, load_config(None), None)
+    client = MlflowClient()
+    experiments = client.search_experiments()
+    assert client.search_runs([e.experiment_id for e in experiments]) == []  # its own parent candidate went
+    assert optuna.load_study(study_name="raced", storage=url).trials == []
+    assert len(looks) == 2  # it did lose the race: create_study found the study, so it looked again
 
 
 # --- report ---------------------------------------------------------------------------------------

@@ -222,14 +222,20 @@ def join_study(settings: SearchSettings, base: SedwattConfig, candidate_run_id: 
             except optuna.exceptions.DuplicatedStudyError:
                 study = _load_study(storage, settings.study_name)
         if created:
-            study.set_user_attr(runs.PARENT_ATTR, own_run)  # first thing: joiners are waiting for it
-            parent = own_run
-            with quiet_optuna_warnings():
+            with quiet_optuna_warnings():  # named before the parent: a joiner that sees the parent sees them
                 study.set_metric_names(list(objective_names(settings.f1_objective, settings.energy_objective)))
+            study.set_user_attr(runs.PARENT_ATTR, own_run)  # joiners are waiting for it
+            parent = own_run
         else:
             parent = runs.wait_for_parent(study, wait_s) or runs.claim_parent(
                 study, storage, own_run, settings.parent_wait_s
             )
+            try:  # this worker may have lost a creation race: the winner's study was not checked above
+                _check_directions(study)
+                _check_objectives(study, settings)
+            except SedwattError:
+                settle_own_run(parent, own_run, candidate_run_id, settings.study_name)  # no orphan run left
+                raise
 
     settle_own_run(parent, own_run, candidate_run_id, settings.study_name)
     runs.reopen_parent(parent)
