@@ -1,7 +1,7 @@
 """`sedwatt evaluate` and `sedwatt calibrate` are sedwatt jobs while they run, like a training.
 
 Beside a training, an evaluation that does not register would take every core (and the training
-would not give up its threads). Here another job is held in a jobs folder of the test's own, and
+would not give up its threads). Here another job (a process of its own) is held in a jobs folder of the test's own, and
 the dev-test pass is replaced by a probe that looks at the jobs folder and torch's threads, then
 stops the command: the probe sees both jobs and the evaluation's share; afterwards only the other
 job is left.
@@ -10,6 +10,8 @@ job is left.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import mlflow
 import pytest
@@ -26,17 +28,23 @@ class Probed(Exception):
     """Raised by the probe in place of the dev-test pass: what the test needed has been seen."""
 
 
+HOLDER = "import time; from sedwatt.threads import register_job; register_job('train'); print('ready', flush=True); time.sleep(600)"
+
+
 @pytest.fixture
 def jobs(tmp_path, monkeypatch):
-    """A jobs folder of the test's own holding one other live job; the automatic share (no OMP_NUM_THREADS)."""
+    """A jobs folder of the test's own with one other live job, a training in another process (jobs count per
+    process: a second job of this one would share its threads); the automatic share (no OMP_NUM_THREADS)."""
     folder = tmp_path / "jobs"
     monkeypatch.setenv("SEDWATT_JOBS_DIR", str(folder))
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    other = threads.register_job("train")
+    other = subprocess.Popen([sys.executable, "-c", HOLDER], env=dict(os.environ), stdout=subprocess.PIPE, text=True)
+    assert other.stdout.readline().strip() == "ready"
     before = torch.get_num_threads()
     yield folder
     torch.set_num_threads(before)
-    other.release()
+    other.kill()
+    other.wait(timeout=10)
 
 
 @pytest.fixture
@@ -48,7 +56,7 @@ def probe(monkeypatch):
 
     def look(*_args, **_kwargs):
         folder = threads.jobs_dir()
-        seen["mine"] = sorted(p.name.split("-")[1] for p in folder.glob(f"{os.getpid()}-*.job"))
+        seen["mine"] = sorted(p.name.split("-")[1] for p in folder.glob(f"{os.getpid()}-*.job"))  # this process's
         seen["live"] = threads.live_jobs()
         seen["threads"] = torch.get_num_threads()
         raise Probed
@@ -71,7 +79,7 @@ def test_an_evaluation_is_a_job_and_takes_its_share(jobs, probe, tmp_path, monke
 
     with pytest.raises(Probed):
         evaluate(uri, tiny_data, config_path=tmp_path / "config.yaml")
-    assert probe == {"mine": ["evaluate", "train"], "live": 2, "threads": max(1, threads.usable_cpus() // 2)}
+    assert probe == {"mine": ["evaluate"], "live": 2, "threads": max(1, threads.usable_cpus() // 2)}
     assert sorted(p.name.split("-")[1] for p in jobs.glob("*.job")) == ["train"]  # its file went with it
 
 
@@ -82,5 +90,5 @@ def test_a_calibration_is_a_job_and_takes_its_share(jobs, probe, tmp_path, monke
 
     with pytest.raises(Probed):
         calibrate(tiny_data, overrides=["data.clip_seconds=4.0"])
-    assert probe == {"mine": ["calibrate", "train"], "live": 2, "threads": max(1, threads.usable_cpus() // 2)}
+    assert probe == {"mine": ["calibrate"], "live": 2, "threads": max(1, threads.usable_cpus() // 2)}
     assert sorted(p.name.split("-")[1] for p in jobs.glob("*.job")) == ["train"]
