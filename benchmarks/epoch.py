@@ -16,7 +16,12 @@ tracking and energy measurement add to an epoch.
 Order: one epoch of ours with a cold mel cache (reported, not in the medians), then ``--rounds`` rounds of
 [upstream, ours without callbacks, ours through ``sedwatt.runner.train_run`` with its real callbacks:
 thread share, EnergyCallback (CodeCarbon), early stopping, MLflowCallback on a temporary SQLite store],
-rotated each round, each a run of ``--epochs`` epochs. Per epoch it prints the data wait (blocked in
+rotated each round, each a run of ``--epochs`` epochs. Every run is a process of its own, after one untimed
+warm-up step of its architecture (kernel set-up, heap growth): the allocator and OpenMP's wait policy are set
+per process and cannot be put back, so upstream runs as upstream does (glibc's allocator as it comes,
+``OMP_WAIT_POLICY`` as the caller's environment has it) and ours as the ``sedwatt`` command does (freed memory
+kept when ``train.reuse_freed_memory``; ``OMP_WAIT_POLICY=PASSIVE`` when other processes keep the machine busy
+as the run starts, unless the environment sets it: src/sedwatt/threads.py). Per epoch it prints the data wait (blocked in
 ``next()`` of the loader), the step time (training phase minus data wait), validation, time inside callback
 hooks, checkpoint writing and the epoch's wall time; then medians, ratios ours/upstream, the tracking
 overhead (time in the hooks, and the wall-time difference of the two ours variants, which also holds what
@@ -36,15 +41,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -600,6 +607,9 @@ def parse_args() -> argparse.Namespace:
         help="mel cache, outputs and MLflow store here, kept (default: temp)",
     )
     add("--keep", action="store_true", help="keep the temporary work folder")
+    add("--child", default=None, choices=(COLD, UPSTREAM, BARE, TRACKED), help=argparse.SUPPRESS)
+    add("--run", type=int, default=0, help=argparse.SUPPRESS)
+    add("--results", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if not 0.0 < args.fraction <= 1.0:
         parser.error(f"--fraction {args.fraction}: expected 0 < F <= 1")
@@ -610,17 +620,8 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def main() -> None:
-    args = parse_args()
-    device = torch.device(args.device)
-    torch.set_num_threads(args.threads)
-    data_dir = args.data or ensure_data(args.preset, args.fraction, args.clip_seconds, args.data_cache)
-    work = args.work or Path(tempfile.mkdtemp(prefix="sedwatt-epoch-bench-"))
-    work.mkdir(parents=True, exist_ok=True)
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlruns.db'}"
-    os.environ.pop("MLFLOW_RUN_ID", None)
-    os.environ.setdefault("SEDWATT_JOBS_DIR", str(work / "jobs"))  # our thread share counts our own jobs only
-    overrides = [
+def bench_overrides(args: argparse.Namespace, work: Path) -> list[str]:
+    return [
         f"train.epochs={args.epochs}",
         "train.progress=false",
         f"train.out_dir={work / 'outputs'}",
@@ -633,8 +634,115 @@ def main() -> None:
         *([f"data.num_workers={args.workers}"] if args.workers is not None else []),
         *args.overrides,
     ]
-    config = load_config(args.config, overrides)
-    cold_config = load_config(args.config, [*overrides, "train.epochs=1"])
+
+
+def bench_environment(work: Path) -> None:
+    """Every run's tracking store is the work folder's, and the thread share counts this benchmark's jobs only."""
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlruns.db'}"
+    os.environ.pop("MLFLOW_RUN_ID", None)
+    os.environ.setdefault("SEDWATT_JOBS_DIR", str(work / "jobs"))
+
+
+def warm_up(variant: str, config: SedwattConfig, device: torch.device) -> float:
+    """One untimed mean-teacher step of the variant's architecture on random clips, in this fresh process: the
+    kernels' first-use set-up and the heap's growth are not charged to the measured epoch. Seeded, and the runs
+    seed themselves again, so what they train is the same with or without it."""
+    from train_step import StepTimer, Variant
+
+    from sedwatt.model import build_crnn
+
+    model = UpstreamCRNN.from_config(config) if variant == UPSTREAM else build_crnn(config)
+    batch = config.train.batch_size
+    return StepTimer(Variant(variant, model, reuse_memory=False), config, batch, device)()
+
+
+def child_main(args: argparse.Namespace) -> None:
+    """One run of one variant in this process; its epochs and run costs go to ``--results`` as JSON."""
+    device = torch.device(args.device)
+    torch.set_num_threads(args.threads)
+    work = args.work
+    bench_environment(work)
+    overrides = bench_overrides(args, work)
+    variant = args.child
+    config = load_config(args.config, [*overrides, "train.epochs=1"] if variant == COLD else overrides)
+    allocator = "as it comes"
+    if variant != UPSTREAM and config.train.reuse_freed_memory and device.type == "cpu":
+        from sedwatt.memory import keep_freed_memory
+
+        allocator = keep_freed_memory()  # as every sedwatt training process runs (train_run's callback does too)
+    warm = warm_up(variant, config, device) if variant != COLD else 0.0
+
+    from sedwatt.data.datasets import build_training_data
+    from sedwatt.data.scan import load_clips
+
+    data_dir = args.data or ensure_data(args.preset, args.fraction, args.clip_seconds, args.data_cache)
+    scan = load_clips(data_dir, config)
+    timeline = Timeline(device)
+    timeline.begin_run(variant, args.run)
+    start = now()
+    if variant == UPSTREAM:
+        run_upstream(config, scan, device, timeline)
+    elif variant == TRACKED:
+        run_ours_tracked(config, data_dir, timeline, f"bench-epoch-{args.run}")
+    else:
+        run_ours_bare(config, build_training_data(scan, config), work / "bare", timeline)
+    end = now()
+    result = {
+        "epochs": [asdict(e) for e in timeline.epochs],
+        "run": [variant, (timeline.first_start or end) - start, end - (timeline.last_close or end)],
+        "warm_up_s": warm,
+        "pid": os.getpid(),
+        "wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "allocator": allocator,
+    }
+    args.results.write_text(json.dumps(result))
+
+
+def run_child(args: argparse.Namespace, work: Path, variant: str, r: int, wait_policy: str | None) -> dict:
+    """Run one variant in a fresh process: glibc's allocator and OpenMP's wait policy are per process and cannot
+    be put back once set, so upstream runs as upstream does (both untouched) and ours as sedwatt runs
+    (kept freed memory; ``OMP_WAIT_POLICY`` from ``threads.decide_wait_policy`` unless the caller set one)."""
+    from sedwatt.threads import decide_wait_policy
+
+    results = work / f"result-{variant.replace(' ', '_').replace(',', '')}-{r}.json"
+    env = dict(os.environ)
+    env.pop("OMP_WAIT_POLICY", None)
+    if wait_policy is not None:
+        env["OMP_WAIT_POLICY"] = wait_policy
+    elif variant != UPSTREAM:
+        chosen, _ = decide_wait_policy(env)  # as the sedwatt command would choose for a job starting now
+        if chosen is not None:
+            env["OMP_WAIT_POLICY"] = chosen
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        *sys.argv[1:],
+        "--work",
+        str(work),
+        "--child",
+        variant,
+        "--run",
+        str(r),
+        "--results",
+        str(results),
+    ]
+    if subprocess.run(command, env=env, check=False).returncode != 0:
+        raise SystemExit(f"epoch.py: the {variant} run {r} failed (its output is above)")
+    return json.loads(results.read_text())
+
+
+def main() -> None:
+    args = parse_args()
+    if args.child:
+        child_main(args)
+        return
+    wait_policy = os.environ.get("OMP_WAIT_POLICY")  # the caller's, before sedwatt's make-data may set its own
+    device = torch.device(args.device)
+    data_dir = args.data or ensure_data(args.preset, args.fraction, args.clip_seconds, args.data_cache)
+    work = args.work or Path(tempfile.mkdtemp(prefix="sedwatt-epoch-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    bench_environment(work)
+    config = load_config(args.config, bench_overrides(args, work))
 
     from sedwatt.data.datasets import build_training_data
     from sedwatt.data.scan import load_clips
@@ -647,35 +755,33 @@ def main() -> None:
     t = config.train
     print(
         f"torch {torch.__version__}, device {device}, {args.threads} threads, {config.data.num_workers} workers, "
-        f"config {config.name}, batch {t.batch_size} {t.batch_split}, precision {t.precision}"
+        f"config {config.name}, batch {t.batch_size} {t.batch_split}, precision {t.precision}; every run in its own "
+        f"process after one untimed warm-up step (upstream: OMP_WAIT_POLICY {wait_policy or 'unset'}, glibc's "
+        f"allocator as it comes; ours: OMP_WAIT_POLICY {wait_policy or 'as sedwatt chooses'}, freed memory kept "
+        f"{'on' if t.reuse_freed_memory else 'off'})"
     )
     print(
         f"clips {sizes} (weak: {len(data.weak)} train / {len(data.weak_val)} held out): {steps} steps per epoch, "
-        f"validation {len(data.synth_val)} + {len(data.weak_val)} clips; scan + datasets {now() - start:.1f} s"
+        f"validation {len(data.synth_val)} + {len(data.weak_val)} clips; scan + datasets {now() - start:.1f} s",
+        flush=True,
     )
-    print(
-        f"{'variant':<17}{'run':>4}{'epoch':>6}{'steps':>7}" + "".join(f"{c:>12}" for c in COLUMNS.values())
-    )
-
-    timeline = Timeline(device)
+    epochs: list[EpochTimes] = []
     runs: list[tuple[str, float, float]] = []  # (variant, start-up, finish) of each run, seconds
-    shown = 0
 
     def run(variant: str, r: int) -> None:
-        nonlocal shown
-        timeline.begin_run(variant, r)
-        start = now()
-        if variant == UPSTREAM:
-            run_upstream(config, scan, device, timeline)
-        elif variant == TRACKED:
-            run_ours_tracked(config, data_dir, timeline, f"bench-epoch-{r}")
-        else:
-            run_ours_bare(cold_config if variant == COLD else config, data, work / "bare", timeline)
-        end = now()
-        runs.append((variant, (timeline.first_start or end) - start, end - (timeline.last_close or end)))
-        for e in timeline.epochs[shown:]:
+        result = run_child(args, work, variant, r, wait_policy)
+        mine = [EpochTimes(**e) for e in result["epochs"]]
+        runs.append(tuple(result["run"]))
+        print(
+            f"{variant} run {r}: process {result['pid']}, OMP_WAIT_POLICY {result['wait_policy'] or 'unset'}, "
+            f"allocator {result['allocator']}, warm-up step {result['warm_up_s']:.2f} s (not counted)"
+        )
+        print(
+            f"{'variant':<17}{'run':>4}{'epoch':>6}{'steps':>7}" + "".join(f"{c:>12}" for c in COLUMNS.values())
+        )
+        for e in mine:
             print_epoch(e)
-        shown = len(timeline.epochs)
+        epochs.extend(mine)
 
     try:
         run(COLD, 0)
@@ -693,7 +799,7 @@ def main() -> None:
     full = None
     if args.data is None and args.preset == "desed-size" and args.fraction < 1.0:
         full = Scale(steps, len(data.synth_val) + len(data.weak_val), *full_desed_shape(config))
-    report(timeline.epochs, runs, full)
+    report(epochs, runs, full)
 
 
 @dataclass

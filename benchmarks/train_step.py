@@ -26,9 +26,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sedwatt.threads import sleep_when_waiting
+from sedwatt.threads import choose_wait_policy
 
-sleep_when_waiting()  # as the sedwatt command runs torch (OMP_WAIT_POLICY=PASSIVE unless set), for every variant
+WAIT_POLICY = "not chosen here"
+if __name__ == "__main__":  # wait_policy.py imports this module under the policy it is timing
+    WAIT_POLICY = choose_wait_policy()  # as the sedwatt command would for a job starting now, for every variant
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -152,7 +154,7 @@ def main() -> None:
         where = f", device {device}, precision {config.train.precision}"
     print(
         f"torch {torch.__version__}, {args.threads} threads, batch {args.batch_size}, "
-        f"{args.rounds} rounds × {args.steps} timed steps per variant, in turn{where}"
+        f"{args.rounds} rounds × {args.steps} timed steps per variant, in turn{where}; OMP_WAIT_POLICY {WAIT_POLICY}"
     )
 
     variants, configured = variants_for(config, device, not args.no_upstream, args.configured_only)

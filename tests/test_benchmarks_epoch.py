@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -100,16 +101,26 @@ ROW = re.compile(r"^(ours, cold cache|upstream|ours\+tracking|ours) +(\d+) +(\d+
 def test_epoch_benchmark_runs_every_variant(tmp_path):
     work, data_cache = tmp_path / "work", tmp_path / "data"
     overrides = [arg for item in TINY_MODEL for arg in ("--set", item)]
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "--preset", "tiny", "--clip-seconds", "4", "--data-cache", str(data_cache)]
         + ["--batch-size", "8", "--threads", "1", "--work", str(work), *overrides],
         cwd=ROOT,
+        env=env,
         capture_output=True,
         text=True,
         timeout=900,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     out = done.stdout
+
+    # Every run in its own process; upstream as upstream runs, ours as the sedwatt command runs.
+    setup_line = r"^(ours, cold cache|upstream|ours\+tracking|ours) run \d+: (process \d+, .*), warm-up"
+    setups = dict(re.findall(setup_line, out, re.M))
+    assert len({s.split(",")[0] for s in setups.values()}) == 4, setups
+    assert "OMP_WAIT_POLICY unset, allocator as it comes" in setups["upstream"]
+    for name in ("ours, cold cache", "ours", "ours+tracking"):  # the policy: as sedwatt chose it at that moment
+        assert re.search(r"OMP_WAIT_POLICY (unset|PASSIVE), allocator reuse \(glibc", setups[name]), setups
 
     rows = {m.group(1): [float(v) for v in m.group(5).split()] + [int(m.group(4))] for m in ROW.finditer(out)}
     assert set(rows) == {"ours, cold cache", "upstream", "ours", "ours+tracking"}

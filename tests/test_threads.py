@@ -86,7 +86,7 @@ def test_two_jobs_of_one_kind_in_one_process_keep_their_own_files(jobs):
     second = register_job("evaluate")
     try:
         assert first.path != second.path and first.path.is_file() and second.path.is_file()
-        assert live_jobs() == 2
+        assert live_jobs() == 1  # one process, one thread pool: one share of the CPUs
         first.release()
         assert not first.path.exists() and second.path.is_file()
         assert live_jobs() == 1  # the second one's lock still holds
@@ -96,15 +96,88 @@ def test_two_jobs_of_one_kind_in_one_process_keep_their_own_files(jobs):
     assert live_jobs() == 0 and list(jobs.iterdir()) == []
 
 
-@pytest.mark.parametrize("preset", [None, "ACTIVE"])
-def test_the_command_lets_waiting_threads_sleep_unless_told_otherwise(preset, monkeypatch):
-    """`sedwatt` sets OMP_WAIT_POLICY=PASSIVE before any subcommand imports torch; a user's value stays."""
-    from sedwatt.cli import main
+def test_jobs_count_per_process(jobs, monkeypatch):
+    """Two jobs in this process and one in another: two processes share the CPUs, half each."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    first, second = register_job("train"), register_job("evaluate")
+    holder = start_holder(jobs)
+    try:
+        assert len(list(jobs.glob("*.job"))) == 3 and live_jobs() == 2
+        assert thread_budget(None, cpus=4) == (2, "4 usable CPUs / 2 sedwatt job(s)")
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+        first.release()
+        second.release()
+
+
+@pytest.mark.parametrize(
+    ("preset", "others", "expected", "note"),
+    [
+        (None, 0.1, None, "default: spin, then sleep (other processes used 0.1 CPUs at the start)"),
+        (None, 1.3, "PASSIVE", "PASSIVE (other processes used 1.3 CPUs at the start)"),
+        ("ACTIVE", 1.3, "ACTIVE", "ACTIVE (environment)"),
+    ],
+)
+def test_waiting_threads_sleep_when_the_machine_is_busy_at_the_start(preset, others, expected, note, monkeypatch):
+    """Idle machine: libgomp's default (spinning first is faster); busy: PASSIVE; a user's value stays."""
+    from sedwatt.threads import choose_wait_policy, wait_policy_note
 
     if preset is None:
         monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     else:
         monkeypatch.setenv("OMP_WAIT_POLICY", preset)
+    monkeypatch.setattr("sedwatt.threads._wait_policy_choice", None)
+    assert choose_wait_policy(lambda: others) == note
+    assert os.environ.get("OMP_WAIT_POLICY") == expected
+    assert wait_policy_note() == note  # the run tag
+
+    share, state = ThreadShare(1), RunState(config=None, out_dir=None)
+    share.on_epoch_start(state)
+    assert state.info["tags"]["sedwatt.omp_wait_policy"] == note
+
+
+@pytest.mark.parametrize(("command", "decides"), [(["--version"], False), (["score", "--help"], False)])
+def test_only_torch_commands_sample_the_machine(command, decides, monkeypatch):
+    """`sedwatt --version` or `score --help` do not spend a quarter second sampling the CPUs."""
+    from sedwatt.cli import main
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.setattr("sedwatt.threads.others_cpu_use", lambda: pytest.fail("sampled"))
     with pytest.raises(SystemExit):
-        main(["--version"])
-    assert os.environ["OMP_WAIT_POLICY"] == (preset or "PASSIVE")
+        main(command)
+    assert "OMP_WAIT_POLICY" not in os.environ
+
+
+def test_the_command_chooses_before_torch_starts(tmp_path):
+    """In a fresh `sedwatt` process beside a busy loop, a training command's torch starts with PASSIVE."""
+    probe = """
+import sys, sedwatt.cli as cli, sedwatt.threads as t
+def func(args):
+    loaded = "torch" in sys.modules  # the choice was made before anything imported torch
+    print(loaded, "|", __import__("os").environ.get("OMP_WAIT_POLICY"), "|", t.wait_policy_note())
+    return 0
+build = cli.build_parser
+def parser():
+    p = build()
+    parse = p.parse_args
+    def parse_then_probe(argv=None):
+        args = parse(argv)
+        args.func = func
+        return args
+    p.parse_args = parse_then_probe
+    return p
+cli.build_parser = parser
+sys.exit(cli.main(sys.argv[1:]))
+"""
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)
+        env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+        out = subprocess.run([sys.executable, "-c", probe, "calibrate", "--data", str(tmp_path)], env=env,
+                             capture_output=True, text=True, timeout=120, check=True).stdout  # fmt: skip
+    finally:
+        busy.kill()
+        busy.wait()
+    loaded, policy, note = out.strip().splitlines()[-1].split(" | ")
+    assert loaded == "False" and policy == "PASSIVE" and note.startswith("PASSIVE (other processes used ")

@@ -5,13 +5,12 @@ four spinning threads on two cores, and each epoch took 5–15× longer instead 
 README "Measured", contention). So every training, search trial and evaluation registers itself as
 a *job* for its lifetime — a file under ``~/.cache/sedwatt/jobs`` (``$SEDWATT_JOBS_DIR``) held with an
 exclusive ``flock``, which the kernel releases when the process dies, however it dies — and takes
-``CPUs it may use // live jobs`` threads (at least one). The share is recomputed at every epoch start,
+``CPUs it may use // processes with a live job`` threads (at least one; jobs of one process share its pool). The share is recomputed at every epoch start,
 so a job that started alone gives up threads when a second one arrives, and takes them back after.
 
-Waiting threads sleep (``OMP_WAIT_POLICY=PASSIVE``, set by the ``sedwatt`` command before torch starts
-its OpenMP pool, unless the environment sets it): by default an idle OpenMP thread spins for a while
-before it sleeps, which on a machine busy with other work takes cores from the threads doing the step
-(README "Measured", contention).
+Waiting threads sleep (``OMP_WAIT_POLICY=PASSIVE``) when other processes keep the machine busy as a job
+starts, and spin a while first (libgomp's default) when it is idle: ``choose_wait_policy``, called by the
+``sedwatt`` command before torch starts its OpenMP pool, unless the environment sets it (README "Measured").
 
 Precedence: ``train.num_threads`` (config) > ``OMP_NUM_THREADS`` (environment, as every OpenMP
 program respects it) > automatic. DataLoader workers use one thread each (``worker_init``): their
@@ -23,8 +22,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,10 +63,12 @@ def _held(path: Path) -> bool:
 
 
 def live_jobs(directory: Path | None = None) -> int:
+    """Processes holding at least one live job: threads are per process, so a training run and the evaluation
+    it starts in the same process share one thread pool and count once (the file names start with the pid)."""
     directory = directory or jobs_dir()
     if not directory.is_dir():
         return 0
-    return sum(_held(p) for p in directory.glob("*.job"))
+    return len({p.name.split("-", 1)[0] for p in directory.glob("*.job") if _held(p)})
 
 
 @dataclass
@@ -121,9 +123,60 @@ def apply_thread_budget(configured: int | None) -> tuple[int, str]:
     return threads, reason
 
 
-def sleep_when_waiting() -> None:
-    """``OMP_WAIT_POLICY=PASSIVE`` unless set: to be called before torch is imported (OpenMP reads it once)."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+WAIT_POLICY_TAG = "sedwatt.omp_wait_policy"
+# Other processes keeping at least this many CPUs busy when a job starts make its waiting threads sleep.
+BUSY_CPUS = 0.5
+_wait_policy_choice: str | None = None  # what choose_wait_policy did in this process, for the run tag
+
+
+def others_cpu_use(seconds: float = 0.25) -> float:
+    """CPUs' worth of busy time the machine's other processes had over a ``seconds`` sample: the machine's busy
+    CPU time (psutil) minus this process's own, per second."""
+    from sedwatt.energy.attribution import machine_cpu_seconds, process_tree_seconds
+
+    busy, own, start = machine_cpu_seconds()[0], process_tree_seconds(), time.monotonic()
+    time.sleep(seconds)
+    elapsed = time.monotonic() - start
+    return max(0.0, (machine_cpu_seconds()[0] - busy) - (process_tree_seconds() - own)) / elapsed
+
+
+def decide_wait_policy(environ: Mapping[str, str], others: Callable[[], float] = others_cpu_use) -> tuple[str | None, str]:
+    """(``OMP_WAIT_POLICY`` to set, or None to leave it; what was decided) for a job starting now.
+
+    By default an idle OpenMP thread spins a while before it sleeps. Beside other busy processes the spinning
+    takes cores from the threads doing the work (a ``dcase2022_fast.yaml`` step 1.36× slower than sleeping
+    beside one busy process, 3–13× under heavier load), but on an idle machine sleeping costs a wake-up per
+    parallel region (the same step 1.14–1.29× slower, a ``cpu_demo`` step ~1.9×) — README "Measured",
+    benchmarks/wait_policy.py. So: ``PASSIVE`` when other processes keep at least ``BUSY_CPUS`` busy at the
+    start, libgomp's default otherwise; a value set in the environment is left as it is. Load that arrives
+    later from other sedwatt jobs is met by the thread share (one thread each on a 2-core machine: nothing
+    left to wait for).
+    """
+    if "OMP_WAIT_POLICY" in environ:
+        return None, f"{environ['OMP_WAIT_POLICY']} (environment)"
+    busy = others()
+    if busy >= BUSY_CPUS:
+        return "PASSIVE", f"PASSIVE (other processes used {busy:.1f} CPUs at the start)"
+    return None, f"default: spin, then sleep (other processes used {busy:.1f} CPUs at the start)"
+
+
+def choose_wait_policy(others: Callable[[], float] = others_cpu_use) -> str:
+    """``decide_wait_policy`` for this process, applied: to be called before torch starts (OpenMP reads the
+    policy once). Returns the decision, which runs started in this process record as a tag."""
+    global _wait_policy_choice
+    value, _wait_policy_choice = decide_wait_policy(os.environ, others)
+    if value is not None:
+        os.environ["OMP_WAIT_POLICY"] = value
+    return _wait_policy_choice
+
+
+def wait_policy_note() -> str:
+    """The run tag ``sedwatt.omp_wait_policy``: what ``choose_wait_policy`` did, or what the environment says."""
+    if _wait_policy_choice is not None:
+        return _wait_policy_choice
+    if "OMP_WAIT_POLICY" in os.environ:
+        return f"{os.environ['OMP_WAIT_POLICY']} (environment)"
+    return "default: spin, then sleep (not chosen: started outside the sedwatt command)"
 
 
 @contextlib.contextmanager
@@ -161,6 +214,7 @@ class ThreadShare(Callback):
         tags = state.info.setdefault("tags", {})
         tags["sedwatt.num_threads"] = str(threads)
         tags["sedwatt.num_threads_source"] = reason
+        tags[WAIT_POLICY_TAG] = wait_policy_note()
 
 
 def worker_init(_worker_id: int) -> None:

@@ -41,15 +41,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    from sedwatt.threads import sleep_when_waiting
+# Subcommands whose work is torch's: OpenMP's wait policy is chosen for them before torch starts.
+COMPUTE_COMMANDS = frozenset({"train", "search", "demo", "evaluate", "calibrate"})
 
-    sleep_when_waiting()  # before any subcommand imports torch
+
+def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if args.command in COMPUTE_COMMANDS:
+        from sedwatt.threads import choose_wait_policy
+
+        choose_wait_policy()  # before the subcommand imports torch
     try:
         return int(args.func(args) or 0)
     except SedwattError as exc:
