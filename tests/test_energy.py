@@ -225,6 +225,10 @@ def test_description_of_recorded_provenance():
         "RAM 3.26 Wh constant 20 W estimate from RAM size, no GPU; "
         "this process's share of the machine's CPU and RAM by CPU time)"
     )
+    own_use = {**tags, "energy.attribution": "process-cpu-use"}  # runs since 2026-12-02
+    assert describe_energy(values, own_use).endswith(
+        "; this process's own use: its share of the machine's busy CPU time and of its CPU capacity)"
+    )
     tags, values = RECORDED_GPU_SERVER
     assert describe_energy(values, tags) == (
         "1.23 kWh (partly estimated: CPU 200 Wh RAPL reading, "

@@ -141,7 +141,10 @@ def test_share_from_replayed_cpu_times():
     advance()
     share = meter.stop()
     assert (share.process_s, share.machine_s, share.total_s, share.share) == (3.0, 12.0, 48.0, 0.25)
+    assert share.capacity == 3.0 / 48.0  # of everything the CPUs could have done, busy or idle
     assert share.machine_util_pct == 25.0
+    assert CpuShare(1.0, 2.0).capacity == 0.5  # no total read: the busy share stands in
+    assert CpuShare(5.0, 4.0, 4.0).capacity == 1.0
     assert CpuShare(1.0, 2.0).machine_util_pct == 0.0  # no total read: no utilisation claimed
     assert CpuShare(0.0, 0.0).share == 1.0  # nothing ran: nobody else to charge
     assert CpuShare(5.0, 4.0).share == 1.0  # tick rounding never charges more than the machine
@@ -159,13 +162,30 @@ def test_machine_busy_time_excludes_idle_iowait_and_steal():
     assert 0 < busy <= total
 
 
-def test_attribute_charges_the_share_of_cpu_and_ram_and_the_whole_gpu():
-    process = attribute(ATTRIBUTION_PROCESS, 0.25, cpu_kwh=4.0, gpu_kwh=10.0, ram_kwh=8.0)
-    assert (process.cpu_kwh, process.gpu_kwh, process.ram_kwh, process.total_kwh) == (1.0, 10.0, 2.0, 13.0)
-    machine = attribute(ATTRIBUTION_MACHINE, 0.25, cpu_kwh=4.0, gpu_kwh=10.0, ram_kwh=8.0)
+def test_attribute_charges_cpu_by_busy_share_ram_by_capacity_and_the_whole_gpu():
+    used = CpuShare(process_s=3.0, machine_s=12.0, total_s=48.0)  # share 0.25, capacity 0.0625
+    process = attribute(ATTRIBUTION_PROCESS, used, cpu_kwh=4.0, gpu_kwh=10.0, ram_kwh=8.0)
+    assert (process.cpu_kwh, process.gpu_kwh, process.ram_kwh, process.total_kwh) == (1.0, 10.0, 0.5, 11.5)
+    assert (process.cpu_factor, process.ram_factor) == (0.25, 0.0625)
+    machine = attribute(ATTRIBUTION_MACHINE, used, cpu_kwh=4.0, gpu_kwh=10.0, ram_kwh=8.0)
     assert machine.total_kwh == 22.0
     with pytest.raises(ValueError, match="unknown energy attribution"):
-        attribute("per-socket", 0.5, cpu_kwh=1.0, gpu_kwh=0.0, ram_kwh=1.0)
+        attribute("per-socket", used, cpu_kwh=1.0, gpu_kwh=0.0, ram_kwh=1.0)
+
+
+@pytest.mark.parametrize("neighbours", [0, 1])
+def test_the_same_work_is_charged_the_same_alone_or_beside_another_job(neighbours):
+    """Recorded on the 2-core VM (TDP × load CPU estimate at 8 W, RAM constant 20 W): one single-thread job
+    doing 0.8 CPU-s of work per 0.8 s epoch alone, or per 0.9 s beside a second such job. The machine's
+    figures differ; the job's own-use charge does not (the busy share charged it 4.8 vs 3.6 mWh)."""
+    seconds = 0.8 if neighbours == 0 else 0.9
+    busy = 0.8 * (1 + neighbours)  # the neighbour does the same work
+    used = CpuShare(process_s=0.8, machine_s=busy, total_s=2 * seconds)
+    cpu_kwh = 8.0 * (busy / (2 * seconds)) * seconds / 3.6e6  # TDP × machine load
+    ram_kwh = 20.0 * seconds / 3.6e6
+    charged = attribute(ATTRIBUTION_PROCESS, used, cpu_kwh=cpu_kwh, gpu_kwh=0.0, ram_kwh=ram_kwh)
+    own = (8.0 * 0.8 / 2 + 20.0 * 0.8 / 2) / 3.6e6  # the job's own load's CPU power, its half of the machine's RAM
+    assert charged.total_kwh == pytest.approx(own)
 
 
 @pytest.mark.parametrize(
@@ -189,9 +209,11 @@ def test_attribution_tag_and_codecarbon_measures_the_machine(tmp_path, mode, att
     assert segment.machine_energy_kwh == pytest.approx(
         segment.machine_cpu_energy_kwh + segment.machine_ram_energy_kwh + segment.gpu_energy_kwh
     )
-    factor = segment.process_cpu_share if mode == "process" else 1.0
-    assert segment.cpu_energy_kwh == pytest.approx(segment.machine_cpu_energy_kwh * factor)
-    assert segment.ram_energy_kwh == pytest.approx(segment.machine_ram_energy_kwh * factor)
+    cpu_factor = segment.process_cpu_share if mode == "process" else 1.0
+    ram_factor = segment.process_cpu_capacity if mode == "process" else 1.0
+    assert 0.0 < segment.process_cpu_capacity <= segment.process_cpu_share
+    assert segment.cpu_energy_kwh == pytest.approx(segment.machine_cpu_energy_kwh * cpu_factor)
+    assert segment.ram_energy_kwh == pytest.approx(segment.machine_ram_energy_kwh * ram_factor)
     assert {row["tracking_mode"] for row in read_rows(tmp_path / "emissions.csv")} == {"machine"}
 
 
@@ -247,12 +269,14 @@ def test_process_mode_charges_the_share_and_does_not_warn(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="sedwatt.energy"), busy_loops(None, 2):
         metrics = one_epoch(callback, state, 1, 0.8)
     callback.on_train_end(state)
-    assert state.info["tags"]["energy.attribution"] == "process-cpu-share"
-    share = metrics["energy_process_cpu_share"]
+    assert state.info["tags"]["energy.attribution"] == "process-cpu-use"
+    share, capacity = metrics["energy_process_cpu_share"], metrics["energy_process_cpu_capacity"]
+    assert 0.0 <= capacity <= share  # all CPU time includes the busy time (this test itself mostly sleeps)
     (row,) = read_rows(tmp_path / "energy" / "epochs.csv")
+    assert float(row["process_cpu_capacity"]) == pytest.approx(capacity)
     machine_cpu, machine_ram = float(row["machine_cpu_energy_kwh"]), float(row["machine_ram_energy_kwh"])
     assert metrics["cpu_energy_kwh"] == pytest.approx(machine_cpu * share)
-    assert metrics["ram_energy_kwh"] == pytest.approx(machine_ram * share)
+    assert metrics["ram_energy_kwh"] == pytest.approx(machine_ram * capacity)
     assert metrics["energy_kwh"] == pytest.approx(float(row["process_energy_kwh"]))
     assert metrics["energy_kwh"] < 0.5 * metrics["energy_machine_kwh"]  # the competitors' part is not ours
     assert not [r for r in caplog.records if "tracking_mode=machine" in r.getMessage()]
@@ -341,8 +365,8 @@ def test_train_cli_says_what_the_energy_is(trained):
     client = mlflow.MlflowClient(store)
     run = client.get_run(run_id)
     tags, metrics = run.data.tags, run.data.metrics
-    assert tags["energy.attribution"] == "process-cpu-share"
-    assert 0.0 <= metrics["energy_process_cpu_share"] <= 1.0
+    assert tags["energy.attribution"] == "process-cpu-use"
+    assert 0.0 <= metrics["energy_process_cpu_capacity"] <= metrics["energy_process_cpu_share"] <= 1.0
     described = describe_energy(metrics, tags)
     # The console's last line says the same as the run's logged figures.
     assert lines[-1] == f"energy: {described}"

@@ -44,6 +44,7 @@ COMPONENT_CUM_KWH = {  # per component: its energy so far
 }
 ENERGY_MACHINE_KWH = "energy_machine_kwh"
 ENERGY_PROCESS_CPU_SHARE = "energy_process_cpu_share"
+ENERGY_PROCESS_CPU_CAPACITY = "energy_process_cpu_capacity"
 ENERGY_GPU_PROCESSES = "energy_gpu_processes"
 ENERGY_PRED_TOTAL_KWH = "energy_pred_total_kwh"
 CUM_TIME_S = "cum_time_s"

@@ -8,8 +8,8 @@ provenance tags at train start, and keeps a per-epoch CSV next to CodeCarbon's o
 README.md saying what each file holds and why CodeCarbon's figures read differently. Its state
 (cumulative sums and the rows so far) goes into checkpoints, so a resumed run continues the curve.
 
-Each epoch also gets ``energy_process_cpu_share`` (this process tree's share of the CPU time used
-on the machine). In ``energy.tracking_mode=machine`` an epoch below ``energy.contended_share`` is
+Each epoch also gets ``energy_process_cpu_share`` and ``energy_process_cpu_capacity`` (this process tree's share of the CPU time used
+on the machine, and of all its CPU time: attribution.py). In ``energy.tracking_mode=machine`` an epoch below ``energy.contended_share`` is
 charged for other processes' work too: it is warned about on the console and counted in the
 ``energy.contended_epochs`` / ``energy.min_process_cpu_share`` tags, so an analysis can exclude it.
 The loop prints ``state.info["epoch_report"]`` after each epoch; this callback puts there the
@@ -27,7 +27,11 @@ from typing import Any
 from sedwatt import names
 from sedwatt.atomic import write_atomic
 from sedwatt.config import EnergyConfig
-from sedwatt.energy.attribution import ATTRIBUTION_MACHINE, ATTRIBUTION_PROCESS
+from sedwatt.energy.attribution import (
+    ATTRIBUTION_MACHINE,
+    ATTRIBUTION_PROCESS,
+    ATTRIBUTION_PROCESS_BUSY_SHARE,
+)
 from sedwatt.energy.nvml import GpuPlan
 from sedwatt.energy.provenance import describe_energy
 from sedwatt.energy.tracker import EnergySession, Segment
@@ -55,6 +59,7 @@ CSV_COLUMNS = (
     "codecarbon_gpu_energy_kwh",
     "attribution",
     "process_cpu_share",
+    "process_cpu_capacity",
     "process_cpu_s",
     "machine_cpu_s",
     "machine_energy_kwh",
@@ -154,6 +159,7 @@ class EnergyCallback(Callback):
             metrics[cumulative_key] = self.cumulative[key]
         metrics[names.ENERGY_MACHINE_KWH] = segment.machine_energy_kwh
         metrics[names.ENERGY_PROCESS_CPU_SHARE] = segment.process_cpu_share
+        metrics[names.ENERGY_PROCESS_CPU_CAPACITY] = segment.process_cpu_capacity
         if self.session.gpu_plan.processes is not None:
             metrics[names.ENERGY_GPU_PROCESSES] = float(segment.gpu_processes)
         if state.epoch in PREDICT_AFTER_EPOCHS and state.epoch > 0:
@@ -319,9 +325,13 @@ def files_readme(tags: dict[str, str]) -> str:
     """The explanation written next to the energy files (markdown)."""
     attribution = tags.get("energy.attribution", ATTRIBUTION_MACHINE)
     charged = (
-        "its share of the machine: the machine's CPU and RAM energy × `process_cpu_share` (this process "
-        "and its children's CPU time ÷ all busy CPU time on the machine during the epoch), plus the GPU's"
+        "its own use of the machine: the machine's CPU energy × `process_cpu_share` (this process and its "
+        "children's CPU time ÷ all busy CPU time on the machine during the epoch) plus its RAM energy × "
+        "`process_cpu_capacity` (the same CPU time ÷ all the machine's CPU time, idle included), plus the GPU's"
         if attribution == ATTRIBUTION_PROCESS
+        else "its share of the machine: the machine's CPU and RAM energy × `process_cpu_share`, plus the GPU's "
+        "(the rule before 2026-12-02)"
+        if attribution == ATTRIBUTION_PROCESS_BUSY_SHARE
         else "the whole machine's energy, other processes' included (`energy.tracking_mode=machine`)"
     )
     return f"""# Energy files of this run
@@ -340,7 +350,8 @@ One row per measured epoch; `session` is 1 for the first process, 2 after a resu
   (the MLflow metrics of the same names); `energy_cum_kwh`: their running sum over complete epochs.
 - `machine_energy_kwh`, `machine_cpu_energy_kwh`, `machine_ram_energy_kwh`: the whole machine, as CodeCarbon
   measured it; `process_energy_kwh`: what the process attribution charges (equal to `energy_kwh` when the
-  attribution is `process-cpu-share`); `process_cpu_share` = `process_cpu_s` / `machine_cpu_s`.
+  attribution is `process-cpu-use`); `process_cpu_share` = `process_cpu_s` / `machine_cpu_s`;
+  `process_cpu_capacity` = `process_cpu_s` / all the machine's CPU time over the epoch (idle included).
 - `cpu_util_pct`: the machine's CPU utilisation over the epoch, `machine_cpu_s` ÷ all CPU time (psutil CPU
   times; idle, iowait and a VM's steal are not busy); `gpu_processes`: compute
   processes seen on the measured GPU (GPU energy is the whole device's in both attributions).

@@ -20,7 +20,7 @@ from typing import Any
 
 from sedwatt import names
 from sedwatt.energy import codecarbon_adapter as cc
-from sedwatt.energy.attribution import ATTRIBUTION_MACHINE, ATTRIBUTION_PROCESS
+from sedwatt.energy.attribution import ATTRIBUTION_MACHINE, ATTRIBUTION_PROCESS, PROCESS_ATTRIBUTIONS
 from sedwatt.errors import SedwattError
 
 logger = logging.getLogger(__name__)
@@ -231,7 +231,7 @@ def describe_energy(
     attribution = tags.get("energy.attribution", ATTRIBUTION_MACHINE)
     share = _number(values, names.ENERGY_PROCESS_CPU_SHARE)
     if short:
-        if attribution == ATTRIBUTION_PROCESS:
+        if attribution in PROCESS_ATTRIBUTIONS:
             scope = f"process share {share:.2f}" if share is not None else "process share"
         else:
             scope = "whole machine"
@@ -246,6 +246,8 @@ def describe_energy(
             amount = f" {format_energy(kwh)}" if kwh is not None else ""
             parts.append(f"{name}{amount} {label[0]}")
     if attribution == ATTRIBUTION_PROCESS:
+        scope = "this process's own use: its share of the machine's busy CPU time and of its CPU capacity"
+    elif attribution in PROCESS_ATTRIBUTIONS:
         scope = "this process's share of the machine's CPU and RAM by CPU time"
     else:
         scope = "whole machine"

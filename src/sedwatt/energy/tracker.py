@@ -136,6 +136,7 @@ class Segment:
     codecarbon_gpu_energy_kwh: float  # CodeCarbon's own GPU figure (differs when sedwatt integrates)
     attribution: str = ATTRIBUTION_MACHINE  # or ATTRIBUTION_PROCESS (attribution.py)
     process_cpu_share: float = 1.0  # this process tree's CPU time ÷ the machine's busy CPU time
+    process_cpu_capacity: float = 1.0  # this process tree's CPU time ÷ all the machine's CPU time (RAM's factor)
     process_cpu_s: float = 0.0
     machine_cpu_s: float = 0.0
     machine_energy_kwh: float = 0.0  # CPU + GPU + RAM of the whole machine
@@ -365,11 +366,11 @@ class EnergySession:
         cc_gpu = float(data.gpu_energy)
         gpu = trace.kwh if trace is not None else cc_gpu
         attribution = attribution_name(self.config.tracking_mode)
-        charged = attribute(attribution, share.share, cpu_kwh=machine_cpu, gpu_kwh=gpu, ram_kwh=machine_ram)
+        charged = attribute(attribution, share, cpu_kwh=machine_cpu, gpu_kwh=gpu, ram_kwh=machine_ram)
         as_process = (
             charged
             if attribution == ATTRIBUTION_PROCESS
-            else attribute(ATTRIBUTION_PROCESS, share.share, cpu_kwh=machine_cpu, gpu_kwh=gpu, ram_kwh=machine_ram)
+            else attribute(ATTRIBUTION_PROCESS, share, cpu_kwh=machine_cpu, gpu_kwh=gpu, ram_kwh=machine_ram)
         )
         cpu, ram, energy = charged.cpu_kwh, charged.ram_kwh, charged.total_kwh
         cc_energy = float(data.energy_consumed)
@@ -392,6 +393,7 @@ class EnergySession:
             codecarbon_gpu_energy_kwh=cc_gpu,
             attribution=attribution,
             process_cpu_share=share.share,
+            process_cpu_capacity=share.capacity,
             process_cpu_s=share.process_s,
             machine_cpu_s=share.machine_s,
             machine_energy_kwh=machine_cpu + gpu + machine_ram,
