@@ -9,8 +9,9 @@ turn and round after round (the order rotated), a child per policy — ``OMP_WAI
 default: spin 300,000 times, then sleep — how upstream runs), ``PASSIVE``, and unset with
 ``GOMP_SPINCOUNT=10000`` (a shorter spin) — and ``--load N`` keeps N busy-loop processes running beside, the
 foreign load. Each child times ``--steps`` mean-teacher steps of the config's own model (benchmarks/train_step.py's
-StepTimer, after one untimed warm-up step). Prints each child's median, the medians over all children per
-policy and their ratio to the default, and as its last line ``passive_vs_default=<PASSIVE / default median>``
+StepTimer, after one untimed warm-up step), in wall time and in the process's CPU time (all threads: a spinning
+thread's CPU counts, which is what a CPU-time energy attribution charges). Prints each child's medians, the
+medians over all children per policy and the wall-time ratio to the default, and as its last line ``passive_vs_default=<PASSIVE / default median>``
 (above 1: sleeping at once is slower).
 
     python benchmarks/wait_policy.py --config configs/dcase2022_fast.yaml --batch-size 48 --rounds 3 --steps 2
@@ -26,6 +27,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 # name → (OMP_WAIT_POLICY, GOMP_SPINCOUNT); None: unset. libgomp's default spins 300,000 times before it sleeps.
@@ -55,12 +57,16 @@ def child(args: argparse.Namespace) -> None:
     variants, _ = variants_for(config, device, upstream=False, configured_only=True)
     timer = StepTimer(variants[0], config, args.batch_size, device)
     timer()  # warm-up: kernels, the heap
-    times = [timer() for _ in range(args.steps)]
+    times, cpu = [], []
+    for _ in range(args.steps):
+        start = time.process_time()  # every thread of this process: spinning counts, sleeping does not
+        times.append(timer())
+        cpu.append(time.process_time() - start)
     policy = (os.environ.get("OMP_WAIT_POLICY"), os.environ.get("GOMP_SPINCOUNT"))
-    print(json.dumps({"policy": policy, "times": times}))
+    print(json.dumps({"policy": policy, "times": times, "cpu": cpu}))
 
 
-def run_child(args: argparse.Namespace, policy: tuple[str | None, str | None]) -> list[float]:
+def run_child(args: argparse.Namespace, policy: tuple[str | None, str | None]) -> tuple[list[float], list[float]]:
     env = dict(os.environ)
     for name, value in zip(("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"), policy, strict=True):
         env.pop(name, None)
@@ -85,7 +91,7 @@ def run_child(args: argparse.Namespace, policy: tuple[str | None, str | None]) -
     result = json.loads(done.stdout.strip().splitlines()[-1])
     if tuple(result["policy"]) != policy:  # nothing in between may set it (sedwatt's own default, for one)
         raise SystemExit(f"wait_policy.py: the child ran with {result['policy']}, not {policy}")
-    return result["times"]
+    return result["times"], result["cpu"]
 
 
 def main() -> None:
@@ -111,14 +117,20 @@ def main() -> None:
         f"{args.rounds} rounds × one process per policy × {args.steps} timed steps"
     )
     times: dict[str, list[float]] = {name: [] for name in args.policies}
+    cpu: dict[str, list[float]] = {name: [] for name in args.policies}
     busy = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(args.load)]
     try:
         for r in range(args.rounds):
             k = r % len(args.policies)
             for name in args.policies[k:] + args.policies[:k]:  # rotated: no policy always runs first
-                got = run_child(args, POLICIES[name])
+                got, used = run_child(args, POLICIES[name])
                 times[name].extend(got)
-                print(f"round {r + 1} {name:<16} median {statistics.median(got) * 1000:9.1f} ms/step", flush=True)
+                cpu[name].extend(used)
+                print(
+                    f"round {r + 1} {name:<16} median {statistics.median(got) * 1000:9.1f} ms/step "
+                    f"{statistics.median(used) * 1000:9.1f} CPU-ms/step",
+                    flush=True,
+                )
     finally:
         for process in busy:
             process.kill()
@@ -126,7 +138,11 @@ def main() -> None:
     medians = {name: statistics.median(values) for name, values in times.items()}
     default = medians["default (unset)"]
     for name, value in medians.items():
-        print(f"{name:<16} {value * 1000:9.1f} ms/step (median of {len(times[name])} steps), {value / default:.3f}x default")
+        used = statistics.median(cpu[name])
+        print(
+            f"{name:<16} {value * 1000:9.1f} ms/step {value / default:6.3f}x default, {used * 1000:9.1f} CPU-ms/step "
+            f"(medians of {len(times[name])} steps)"
+        )
     if "PASSIVE" in medians:
         print(f"passive_vs_default={medians['PASSIVE'] / default:.3f}")
 

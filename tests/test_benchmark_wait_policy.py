@@ -18,7 +18,7 @@ def test_wait_policy_benchmark_times_both_policies() -> None:
     command += ["--batch-size", "4", "--steps", "1", "--rounds", "2", "--threads", "1"]
     command += ["--policies", "default (unset)", "PASSIVE"]
     out = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=True).stdout
-    rounds = re.findall(r"^round (\d) (default \(unset\)|PASSIVE) +median +[\d.]+ ms/step$", out, re.M)
+    rounds = re.findall(r"^round (\d) (default \(unset\)|PASSIVE) +median +[\d.]+ ms/step +[\d.]+ CPU-ms/step$", out, re.M)
     # Alternated: the second round starts with the policy the first ended with.
     assert rounds == [("1", "default (unset)"), ("1", "PASSIVE"), ("2", "PASSIVE"), ("2", "default (unset)")]
     last = re.fullmatch(r"passive_vs_default=(\d+\.\d{3})", out.strip().splitlines()[-1])

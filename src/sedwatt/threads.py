@@ -146,11 +146,11 @@ def decide_wait_policy(environ: Mapping[str, str], others: Callable[[], float] =
     By default an idle OpenMP thread spins a while before it sleeps. Beside other busy processes the spinning
     takes cores from the threads doing the work (a ``dcase2022_fast.yaml`` step 1.36× slower than sleeping
     beside one busy process, 3–13× under heavier load), but on an idle machine sleeping costs a wake-up per
-    parallel region (the same step 1.14–1.29× slower, a ``cpu_demo`` step ~1.9×) — README "Measured",
-    benchmarks/wait_policy.py. So: ``PASSIVE`` when other processes keep at least ``BUSY_CPUS`` busy at the
-    start, libgomp's default otherwise; a value set in the environment is left as it is. Load that arrives
-    later from other sedwatt jobs is met by the thread share (one thread each on a 2-core machine: nothing
-    left to wait for).
+    parallel region (the same step 1.14–1.29× slower, a ``cpu_demo`` step 2.2–2.6×, for as much CPU time) —
+    README "Measured", benchmarks/wait_policy.py. So: ``PASSIVE`` when other processes keep at least
+    ``BUSY_CPUS`` busy at the start, libgomp's default otherwise; a value set in the environment is left as it
+    is. Load that arrives later from other sedwatt jobs is met by the thread share (one thread each on a
+    2-core machine: nothing left to wait for).
     """
     if "OMP_WAIT_POLICY" in environ:
         return None, f"{environ['OMP_WAIT_POLICY']} (environment)"
