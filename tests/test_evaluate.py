@@ -173,6 +173,20 @@ def test_a_calibration_on_another_dev_test_is_flagged():
     assert match is False and len(notes) == 1 and "run-1" in notes[0] and "fp-A" in notes[0] and "fp-B" in notes[0]
 
 
+def test_a_calibration_charged_by_another_attribution_is_flagged():
+    """A calibration from before 2026-12-02 (busy share for RAM too) normalises an own-use evaluation wrongly."""
+    from sedwatt.evaluation import Calibration
+    from sedwatt.evaluation.evaluate import calibration_check
+
+    hw = {"hw.gpu_model": "none", "hw.cpu_model": "Test CPU 9000"}
+    old = Calibration("run-1", ("none", "Test CPU 9000"), 0.001, 0.03, "fp-A", attribution="process-cpu-share")
+    match, notes = calibration_check(old, hw, "fp-A", "process-cpu-use")
+    assert match is True and len(notes) == 1 and "'process-cpu-share'" in notes[0] and "'process-cpu-use'" in notes[0]
+    assert calibration_check(old, hw, "fp-A", "process-cpu-share") == (True, [])
+    unknown = Calibration("run-2", ("none", "Test CPU 9000"), 0.001, 0.03, "fp-A")  # no tag: nothing to say
+    assert calibration_check(unknown, hw, "fp-A", "process-cpu-use") == (True, [])
+
+
 def test_reference_model_is_the_seeded_recipe_crnn_or_the_given_upstream_checkpoint(tmp_path):
     import torch
 

@@ -53,6 +53,7 @@ class Calibration:
     measured_kwh: float
     published_kwh: float
     dataset_fingerprint: str | None = None
+    attribution: str | None = None  # its energy.attribution: how its energy was charged (energy/attribution.py)
 
     @property
     def factor(self) -> float:
@@ -97,6 +98,7 @@ def load_calibrations(client: Any = None) -> dict[tuple[str, str], Calibration]:
                 measured_kwh=float(measured),
                 published_kwh=published,
                 dataset_fingerprint=run.data.params.get("dataset_fingerprint"),
+                attribution=run.data.tags.get("energy.attribution"),
             ),
         )
     return found
@@ -252,6 +254,7 @@ def calibrate(
         measured_kwh=statistics.fmean(energies),
         published_kwh=float(published_kwh),
         dataset_fingerprint=devset.fingerprint,
+        attribution=tags.get("energy.attribution"),
     )
     return CalibrationOutcome(run_id=run_id, calibration=calibration, energies_kwh=energies, n_clips=devset.n_clips, hw_tags=hw)
 

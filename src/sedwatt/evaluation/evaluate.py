@@ -47,20 +47,31 @@ def evaluation_metrics(result: DevtestResult, calibration: Calibration | None) -
 
 
 def calibration_check(
-    calibration: Calibration | None, hw_tags: dict[str, str], dataset_fingerprint: str
-) -> tuple[bool | None, list[str]]:
-    """(whether the calibration measured this same dev-test, notes to print); (None, …) without one."""
+    calibration: Calibration | None, hw_tags: dict[str, str], dataset_fingerprint: str,
+    attribution: str | None = None,
+) -> tuple[bool | None, list[str]]:  # fmt: skip
+    """(whether the calibration measured this same dev-test, notes to print); (None, …) without one.
+
+    ``attribution``: how this evaluation charges energy; a calibration charged another way is warned about."""
     if calibration is None:
         return None, [
             f"no calibration for this hardware ({hw_tags.get('hw.gpu_model')} / {hw_tags.get('hw.cpu_model')}): "
             "run `sedwatt calibrate` to get the normalised inference energy"
         ]
+    notes = []
+    if attribution and calibration.attribution and calibration.attribution != attribution:
+        notes.append(
+            f"warning: calibration run {calibration.run_id} charged its energy as {calibration.attribution!r}, "
+            f"this evaluation as {attribution!r} (energy.attribution): the normalised energy mixes two rules; "
+            "run `sedwatt calibrate` again"
+        )
     if calibration.dataset_fingerprint == dataset_fingerprint:
-        return True, []
+        return True, notes
     return False, [
         f"warning: calibration run {calibration.run_id} measured another dev-test "
         f"(dataset fingerprint {calibration.dataset_fingerprint} vs {dataset_fingerprint} here); "
-        "the normalised energy compares different work"
+        "the normalised energy compares different work",
+        *notes,
     ]
 
 
@@ -164,6 +175,7 @@ def evaluate(
 ) -> EvaluationOutcome:
     """See the module docstring; returns what was logged."""
     from sedwatt import threads
+    from sedwatt.energy.attribution import attribution_name
     from sedwatt.evaluation.calibration import find_calibration
     from sedwatt.evaluation.devtest import load_devtest, run_devtest
     from sedwatt.evaluation.model_source import load_model, resolve_model_uri, training_config
@@ -184,7 +196,8 @@ def evaluate(
         hw = hardware_tags(device)
 
         calibration = find_calibration(hw)
-        dataset_match, notes = calibration_check(calibration, hw, devset.fingerprint)
+        attribution = attribution_name(config.energy.tracking_mode)
+        dataset_match, notes = calibration_check(calibration, hw, devset.fingerprint, attribution)
         if not config.energy.enabled:
             notes.append("energy.enabled=false: no inference energy measured")
 
