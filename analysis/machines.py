@@ -37,12 +37,26 @@ logger = logging.getLogger(__name__)
 def add_normalised_energy(
     runs: pd.DataFrame, records: dict[str, RunRecord], calibrations: dict[tuple[str, str], Calibration]
 ) -> pd.DataFrame:
-    """Columns ``energy_norm_factor`` and ``energy_total_norm_kwh`` (NaN where no calibration matches)."""
+    """Columns ``energy_norm_factor`` and ``energy_total_norm_kwh`` (NaN where no calibration matches).
+
+    A calibration matches a run on its hardware fingerprint and, where both say, on how energy was charged
+    (``energy.attribution``): a factor measured under one rule does not normalise an energy charged by another.
+    """
     frame = runs.copy()
-    factors = []
+    factors, mismatched = [], 0
     for run_id in frame["run_id"]:
-        calibration = calibrations.get(hardware_fingerprint(records[run_id].tags))
+        tags = records[run_id].tags
+        calibration = calibrations.get(hardware_fingerprint(tags))
+        attribution = tags.get("energy.attribution")
+        if calibration and attribution and calibration.attribution and calibration.attribution != attribution:
+            calibration, mismatched = None, mismatched + 1
         factors.append(calibration.factor if calibration else np.nan)
+    if mismatched:
+        logger.warning(
+            "%d run(s) not normalised: their machine's calibration charged energy by another energy.attribution "
+            "(run `sedwatt calibrate` again there)",
+            mismatched,
+        )
     frame["energy_norm_factor"] = np.asarray(factors, dtype=float)
     frame["energy_total_norm_kwh"] = frame["energy_total_kwh"] * frame["energy_norm_factor"]
     return frame

@@ -232,6 +232,24 @@ def test_group_by_hardware_falls_back_to_cpu(store, tmp_path):
     assert "hardware" in result.runs.columns
 
 
+def test_a_calibration_charged_by_another_attribution_does_not_normalise(caplog):
+    from sedwatt_analysis.machines import Calibration, add_normalised_energy
+    from sedwatt_analysis.runs import RunRecord
+
+    hw = {"hw.gpu_model": "none", "hw.cpu_model": "Test CPU"}
+    records = {
+        run: RunRecord(run, "e", run, "FINISHED", 0, tags={**hw, "energy.attribution": rule})
+        for run, rule in (("new", "process-cpu-use"), ("old", "process-cpu-share"))
+    }
+    runs = pd.DataFrame({"run_id": ["new", "old"], "energy_total_kwh": [1.0, 1.0]})
+    calibration = Calibration("cal", ("none", "Test CPU"), 0.5, 0.25, attribution="process-cpu-use")
+    with caplog.at_level("WARNING", logger="sedwatt_analysis.machines"):
+        frame = add_normalised_energy(runs, records, {calibration.fingerprint: calibration})
+    assert frame["energy_total_norm_kwh"].iloc[0] == pytest.approx(0.5)
+    assert math.isnan(frame["energy_total_norm_kwh"].iloc[1])
+    assert "1 run(s) not normalised" in caplog.text
+
+
 def test_normalised_energy_with_a_calibration(result):
     runs = by_name(result)
     assert runs["r1"].energy_norm_factor == pytest.approx(0.5)
