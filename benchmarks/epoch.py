@@ -736,7 +736,7 @@ def main() -> None:
     if args.child:
         child_main(args)
         return
-    wait_policy = os.environ.get("OMP_WAIT_POLICY")  # the caller's, before sedwatt's make-data may set its own
+    wait_policy = os.environ.get("OMP_WAIT_POLICY")  # the caller's: every child runs under it when set
     device = torch.device(args.device)
     data_dir = args.data or ensure_data(args.preset, args.fraction, args.clip_seconds, args.data_cache)
     work = args.work or Path(tempfile.mkdtemp(prefix="sedwatt-epoch-bench-"))

@@ -175,9 +175,9 @@ def test_attribute_charges_cpu_by_busy_share_ram_by_capacity_and_the_whole_gpu()
 
 @pytest.mark.parametrize("neighbours", [0, 1])
 def test_the_same_work_is_charged_the_same_alone_or_beside_another_job(neighbours):
-    """Recorded on the 2-core VM (TDP × load CPU estimate at 8 W, RAM constant 20 W): one single-thread job
+    """Modelled on the 2-core VM (TDP × load CPU estimate at 8 W, RAM constant 20 W): one single-thread job
     doing 0.8 CPU-s of work per 0.8 s epoch alone, or per 0.9 s beside a second such job. The machine's
-    figures differ; the job's own-use charge does not (the busy share charged it 4.8 vs 3.6 mWh)."""
+    figures differ; the job's own-use charge does not, where the old busy-share rule charged 5.3 vs 3.4 mWh."""
     seconds = 0.8 if neighbours == 0 else 0.9
     busy = 0.8 * (1 + neighbours)  # the neighbour does the same work
     used = CpuShare(process_s=0.8, machine_s=busy, total_s=2 * seconds)
@@ -186,6 +186,8 @@ def test_the_same_work_is_charged_the_same_alone_or_beside_another_job(neighbour
     charged = attribute(ATTRIBUTION_PROCESS, used, cpu_kwh=cpu_kwh, gpu_kwh=0.0, ram_kwh=ram_kwh)
     own = (8.0 * 0.8 / 2 + 20.0 * 0.8 / 2) / 3.6e6  # the job's own load's CPU power, its half of the machine's RAM
     assert charged.total_kwh == pytest.approx(own)
+    busy_share = (cpu_kwh + ram_kwh) * used.share  # the rule before 2026-12-02
+    assert busy_share * 3.6e6 == pytest.approx(19.2 if neighbours == 0 else 12.2)  # J: 5.3 vs 3.4 mWh
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import subprocess
@@ -123,30 +124,59 @@ def test_waiting_threads_sleep_when_the_machine_is_busy_at_the_start(preset, oth
     """Idle machine: libgomp's default (spinning first is faster); busy: PASSIVE; a user's value stays."""
     from sedwatt.threads import choose_wait_policy, wait_policy_note
 
+    monkeypatch.setenv("OMP_WAIT_POLICY", preset or "")  # recorded, so the teardown restores what was there
     if preset is None:
-        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    else:
-        monkeypatch.setenv("OMP_WAIT_POLICY", preset)
+        monkeypatch.delenv("OMP_WAIT_POLICY")
     monkeypatch.setattr("sedwatt.threads._wait_policy_choice", None)
-    assert choose_wait_policy(lambda: others) == note
+    assert choose_wait_policy(lambda: others, torch_loaded=False) == note
     assert os.environ.get("OMP_WAIT_POLICY") == expected
     assert wait_policy_note() == note  # the run tag
+    assert choose_wait_policy(lambda: 1.9 - others, torch_loaded=False) == note  # the process's first choice stands
 
     share, state = ThreadShare(1), RunState(config=None, out_dir=None)
     share.on_epoch_start(state)
     assert state.info["tags"]["sedwatt.omp_wait_policy"] == note
 
 
-@pytest.mark.parametrize(("command", "decides"), [(["--version"], False), (["score", "--help"], False)])
-def test_only_torch_commands_sample_the_machine(command, decides, monkeypatch):
-    """`sedwatt --version` or `score --help` do not spend a quarter second sampling the CPUs."""
-    from sedwatt.cli import main
+def test_choosing_after_torch_is_loaded_changes_nothing_and_says_so(monkeypatch):
+    """`sedwatt.cli.main` called from a Python session that imported torch: OpenMP has read its policy."""
+    from sedwatt.threads import choose_wait_policy
 
-    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    monkeypatch.setattr("sedwatt.threads.others_cpu_use", lambda: pytest.fail("sampled"))
-    with pytest.raises(SystemExit):
-        main(command)
+    monkeypatch.setenv("OMP_WAIT_POLICY", "")
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    monkeypatch.setattr("sedwatt.threads._wait_policy_choice", None)
+    note = choose_wait_policy(lambda: pytest.fail("sampled"), torch_loaded=True)
+    assert note == "default: spin, then sleep (not chosen: torch was loaded before the sedwatt command started)"
     assert "OMP_WAIT_POLICY" not in os.environ
+
+
+@pytest.mark.parametrize(("command", "decides"), [("check-data", False), ("score", False), ("train", True)])
+def test_only_torch_commands_sample_the_machine(command, decides, monkeypatch):
+    """Commands that do not run torch do not spend a quarter second sampling the CPUs; training ones do."""
+    import sedwatt.cli as cli
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", "")
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    monkeypatch.setattr("sedwatt.threads._wait_policy_choice", None)
+    monkeypatch.setattr("sys.modules", {k: v for k, v in sys.modules.items() if k != "torch"})  # as at start
+    sampled = []
+    monkeypatch.setattr("sedwatt.threads.others_cpu_use", lambda: sampled.append(1) or 0.0)
+    build = cli.build_parser
+
+    def parser():  # the command's own work replaced: only the choice before it is under test
+        p = build()
+        parse = p.parse_args
+        p.parse_args = lambda argv=None: argparse.Namespace(**{**vars(parse(argv)), "func": lambda args: 0})
+        return p
+
+    monkeypatch.setattr(cli, "build_parser", parser)
+    argv = {"check-data": ["check-data", "DIR"], "score": ["score", "--help"], "train": ["train", "--data", "DIR"]}
+    if command == "score":  # --help exits inside the parser, before any choice
+        with pytest.raises(SystemExit):
+            cli.main(argv[command])
+    else:
+        assert cli.main(argv[command]) == 0
+    assert bool(sampled) == decides
 
 
 def test_the_command_chooses_before_torch_starts(tmp_path):

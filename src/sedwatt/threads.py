@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -140,7 +141,7 @@ def others_cpu_use(seconds: float = 0.25) -> float:
     return max(0.0, (machine_cpu_seconds()[0] - busy) - (process_tree_seconds() - own)) / elapsed
 
 
-def decide_wait_policy(environ: Mapping[str, str], others: Callable[[], float] = others_cpu_use) -> tuple[str | None, str]:
+def decide_wait_policy(environ: Mapping[str, str], others: Callable[[], float] | None = None) -> tuple[str | None, str]:
     """(``OMP_WAIT_POLICY`` to set, or None to leave it; what was decided) for a job starting now.
 
     By default an idle OpenMP thread spins a while before it sleeps. Beside other busy processes the spinning
@@ -154,20 +155,34 @@ def decide_wait_policy(environ: Mapping[str, str], others: Callable[[], float] =
     """
     if "OMP_WAIT_POLICY" in environ:
         return None, f"{environ['OMP_WAIT_POLICY']} (environment)"
-    busy = others()
+    busy = (others or others_cpu_use)()
     if busy >= BUSY_CPUS:
         return "PASSIVE", f"PASSIVE (other processes used {busy:.1f} CPUs at the start)"
     return None, f"default: spin, then sleep (other processes used {busy:.1f} CPUs at the start)"
 
 
-def choose_wait_policy(others: Callable[[], float] = others_cpu_use) -> str:
+def choose_wait_policy(others: Callable[[], float] | None = None, torch_loaded: bool | None = None) -> str:
     """``decide_wait_policy`` for this process, applied: to be called before torch starts (OpenMP reads the
-    policy once). Returns the decision, which runs started in this process record as a tag."""
+    policy once, when torch loads it). Returns the decision, which runs started in this process record as a
+    tag. Once torch is loaded (``sedwatt.cli.main`` called from a Python session that imported it) a choice
+    would change nothing: the environment is left alone and the tag says so."""
     global _wait_policy_choice
+    if _wait_policy_choice is not None:  # OpenMP reads it once: the process's first choice stands
+        return _wait_policy_choice
+    if torch_loaded if torch_loaded is not None else "torch" in sys.modules:
+        current = os.environ.get("OMP_WAIT_POLICY", "default: spin, then sleep")
+        _wait_policy_choice = f"{current} (not chosen: torch was loaded before the sedwatt command started)"
+        return _wait_policy_choice
     value, _wait_policy_choice = decide_wait_policy(os.environ, others)
     if value is not None:
         os.environ["OMP_WAIT_POLICY"] = value
     return _wait_policy_choice
+
+
+def chosen_by_sedwatt() -> bool:
+    """Whether ``OMP_WAIT_POLICY`` in this process's environment is sedwatt's choice (not the user's): a
+    child process should then make its own, for the load at its own start."""
+    return _wait_policy_choice is not None and _wait_policy_choice.startswith("PASSIVE (other processes")
 
 
 def wait_policy_note() -> str:

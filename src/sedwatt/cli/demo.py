@@ -108,6 +108,7 @@ def minutes(seconds: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from sedwatt import threads
     from sedwatt.cli import main as sedwatt
     from sedwatt.config import load_config
     from sedwatt.tracking import configure_tracking, ensure_experiment, project_home
@@ -125,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
     # `mlflow run --env-manager local` runs `python …` from PATH: make that this interpreter
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     env = {**os.environ, "PATH": path, "MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_NAME": args.experiment}
+    if threads.chosen_by_sedwatt():  # the training run chooses its own wait policy, for the load when it starts
+        env.pop("OMP_WAIT_POLICY", None)
     outputs = out / "outputs"  # checkpoints and energy CSVs of the demo's runs, next to its data and report
     sizes = ", ".join(map(str, (plan.main_batch, *plan.search_batches)))
     print(f"sedwatt demo: cpu_demo at batch size {sizes}, {plan.epochs} epochs each (the same config otherwise)")

@@ -19,7 +19,7 @@ over each measured segment. The CPU term is the busy-time rule Scaphandre and Ke
 load estimate it is exactly the job's own load's power. The RAM term is (without a per-process reading) a
 constant for the installed memory, drawn whether the CPUs work or not, so it is charged by the part of the
 machine's CPU capacity the job used: charged by the busy share instead, a job alone would carry all of it
-and each of two jobs half, and the same training came out 36–39 % cheaper beside a second job than alone
+and each of two jobs half, and the same training came out 36–46 % cheaper beside a second job than alone
 (benchmarks/contention.py, README "Measured"). With both terms following the job's own CPU time, the same
 work costs about the same alone or beside others, the charges of jobs running together add up to at most
 the machine's figure, and idle capacity is charged to nobody — so a job alone that uses one core of a

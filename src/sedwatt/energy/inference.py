@@ -33,7 +33,8 @@ class EnergyMeasurement:
     gpu_energy_kwh: float | None = None
     ram_energy_kwh: float | None = None
     emissions_kg: float | None = None
-    process_cpu_share: float | None = None  # this process's share of the machine's CPU time (attribution.py)
+    process_cpu_share: float | None = None  # this process's share of the machine's busy CPU time (attribution.py)
+    process_cpu_capacity: float | None = None  # … and of all its CPU time, idle included (RAM's factor)
     tags: dict[str, str] = field(default_factory=dict)  # energy.* provenance
     files: list[Path] = field(default_factory=list)  # CodeCarbon's CSVs
 
@@ -41,7 +42,7 @@ class EnergyMeasurement:
         """The measured totals as MLflow metrics (nothing when not measured)."""
         if not self.measured:
             return {}
-        keys = (*names.ENERGY_TERMS, "duration_s", "process_cpu_share")
+        keys = (*names.ENERGY_TERMS, "duration_s", "process_cpu_share", "process_cpu_capacity")
         values = {key: getattr(self, key) for key in keys}
         return {f"{prefix}{key}": float(value) for key, value in values.items() if value is not None}
 
@@ -75,7 +76,7 @@ def measure_energy(
             if session.active:
                 segment = session.stop_segment()
                 result.measured = True
-                for key in (*names.ENERGY_TERMS, "duration_s", "process_cpu_share"):
+                for key in (*names.ENERGY_TERMS, "duration_s", "process_cpu_share", "process_cpu_capacity"):
                     setattr(result, key, getattr(segment, key))
         finally:
             result.files = session.close()

@@ -230,9 +230,12 @@ def describe_energy(
     kind = "measured" if kinds == {READING} else "estimate" if kinds == {ESTIMATE} else "partly estimated"
     attribution = tags.get("energy.attribution", ATTRIBUTION_MACHINE)
     share = _number(values, names.ENERGY_PROCESS_CPU_SHARE)
+    capacity = _number(values, names.ENERGY_PROCESS_CPU_CAPACITY)
     if short:
         if attribution in PROCESS_ATTRIBUTIONS:
             scope = f"process share {share:.2f}" if share is not None else "process share"
+            if attribution == ATTRIBUTION_PROCESS and capacity is not None:
+                scope += f", capacity {capacity:.2f}"  # RAM's factor
         else:
             scope = "whole machine"
             if share is not None and share < 0.995:
