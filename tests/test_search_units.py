@@ -6,6 +6,7 @@ Expected values are worked out by hand in the comments; Optuna studies here live
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 from types import SimpleNamespace
@@ -16,6 +17,7 @@ import pytest
 
 from sedwatt.cli import main
 from sedwatt.config import load_config
+from sedwatt.energy.attribution import ATTRIBUTION_MACHINE, ATTRIBUTION_PROCESS
 from sedwatt.errors import SedwattError
 from sedwatt.search.energy_stop import ParetoEnergyStop, dominating_trial, plausible_f1
 from sedwatt.search.objectives import objective_names, objective_values
@@ -24,6 +26,7 @@ from sedwatt.search.runs import PARENT_ATTR
 from sedwatt.search.space import SearchSpace, load_space, overrides_for
 from sedwatt.search.storage import open_storage, safe_url
 from sedwatt.search.study import (
+    ATTRIBUTION_ATTR,
     SearchSettings,
     is_surplus,
     join_study,
@@ -386,6 +389,79 @@ def test_a_worker_losing_the_creation_race_checks_the_winners_objectives(tmp_pat
     assert client.search_runs([e.experiment_id for e in experiments]) == []  # its own parent candidate went
     assert optuna.load_study(study_name="raced", storage=url).trials == []
     assert len(looks) == 2  # it did lose the race: create_study found the study, so it looked again
+
+
+def attribution_settings(tmp_path, name: str, **extra) -> SearchSettings:
+    return SearchSettings(config_path=None, overrides=[], data=tmp_path, n_trials=1, study_name=name,
+                          storage=f"sqlite:///{tmp_path / 'o.db'}", space=SearchSpace(), heartbeat_interval=2,
+                          grace_period=10, **extra)  # fmt: skip
+
+
+def mlflow_runs() -> list:
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    return client.search_runs([e.experiment_id for e in client.search_experiments()])
+
+
+def test_a_worker_charging_energy_by_another_rule_is_refused_before_anything_is_made(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns.db'}")
+    settings = attribution_settings(tmp_path, "charged")
+    handle = join_study(settings, load_config(None, ["energy.tracking_mode=process"]), None)
+    assert handle.created
+    assert handle.study.user_attrs[ATTRIBUTION_ATTR] == ATTRIBUTION_PROCESS
+    with pytest.raises(SedwattError) as err:
+        join_study(settings, load_config(None, ["energy.tracking_mode=machine"]), None)
+    message = str(err.value)
+    assert message.startswith("--study-name charged: ") and "\n" not in message
+    assert "charged by energy.attribution process-cpu-use" in message
+    assert "energy.tracking_mode=machine charges machine" in message
+    assert [r.info.run_id for r in mlflow_runs()] == [handle.parent_run_id]  # no parent candidate made
+    study = optuna.load_study(study_name="charged", storage=settings.storage)
+    assert study.trials == [] and study.user_attrs[ATTRIBUTION_ATTR] == ATTRIBUTION_PROCESS
+
+
+def test_a_worker_losing_the_creation_race_checks_the_winners_attribution(tmp_path, monkeypatch):
+    import sedwatt.search.study as study_module
+
+    settings = attribution_settings(tmp_path, "raced", parent_wait_s=5)
+    winner = optuna.create_study(study_name="raced", storage=settings.storage, directions=["maximize", "minimize"])
+    winner.set_user_attr(ATTRIBUTION_ATTR, ATTRIBUTION_PROCESS)
+    winner.set_user_attr(PARENT_ATTR, "the-winners-parent")
+    real_load, looks = study_module._load_study, []
+
+    def load(*args):  # the first look finds nothing, as when both workers looked at once
+        looks.append(args)
+        return None if len(looks) == 1 else real_load(*args)
+
+    monkeypatch.setattr(study_module, "_load_study", load)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns.db'}")
+    with pytest.raises(SedwattError, match="--study-name raced: this study's trial energies are charged by"):
+        join_study(settings, load_config(None, ["energy.tracking_mode=machine"]), None)
+    assert mlflow_runs() == []  # its own parent candidate went
+    assert len(looks) == 2  # it did lose the race
+
+
+def test_a_study_without_a_recorded_attribution(tmp_path, monkeypatch, caplog):
+    """Made before the attribute existed (or by `optuna create-study`): with trials, a warning that their energies
+    may follow the old rule; without, this worker's attribution is recorded."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns.db'}")
+    settings = attribution_settings(tmp_path, "old", parent_wait_s=0.5)
+    old = optuna.create_study(study_name="old", storage=settings.storage, directions=["maximize", "minimize"])
+    add_complete(old, 16, 0.5, 0.01)
+    with caplog.at_level(logging.WARNING, logger="sedwatt.search.study"):
+        join_study(settings, load_config(None, ["energy.tracking_mode=process"]), None)
+    (warning,) = [r.getMessage() for r in caplog.records if "energy attribution" in r.getMessage()]
+    assert warning.startswith("study old records no energy attribution") and "process-cpu-share" in warning
+    assert ATTRIBUTION_ATTR not in old.user_attrs  # its trials' rule is unknown: nothing is claimed for them
+
+    caplog.clear()
+    fresh = optuna.create_study(study_name="empty", storage=settings.storage, directions=["maximize", "minimize"])
+    with caplog.at_level(logging.WARNING, logger="sedwatt.search.study"):
+        join_study(attribution_settings(tmp_path, "empty", parent_wait_s=0.5),
+                   load_config(None, ["energy.tracking_mode=machine"]), None)  # fmt: skip
+    assert fresh.user_attrs[ATTRIBUTION_ATTR] == ATTRIBUTION_MACHINE
+    assert not [r for r in caplog.records if "energy attribution" in r.getMessage()]
 
 
 # --- report ---------------------------------------------------------------------------------------

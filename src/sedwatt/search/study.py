@@ -42,6 +42,8 @@ DIRECTIONS = ("maximize", "minimize")
 SAMPLERS = ("nsga2", "tpe", "gp", "random")
 SURPLUS_ATTR = "surplus"
 REUSED_ATTR = "reused_run"  # True: the trial took its dead predecessor's finished run instead of training
+# Study attribute: the ``energy.attribution`` its trials' energies are charged by (one rule per study).
+ATTRIBUTION_ATTR = "sedwatt.energy_attribution"
 # Per-attempt user attributes, reset when a retried trial (a copy of a dead one) starts again.
 INHERITED_ATTRS = (RUN_ATTR, STOP_REASON_ATTR, EPOCHS_RUN_ATTR, SURPLUS_ATTR, REUSED_ATTR)
 # The storage URL can come from the environment: a password in --storage shows in `ps` (and in the
@@ -156,6 +158,39 @@ def _check_objectives(study: Any, settings: SearchSettings) -> None:
         )
 
 
+def _check_attribution(study: Any, base: SedwattConfig) -> None:
+    """A study compares energies across trials: a worker charging energy by another rule would mix them in."""
+    from sedwatt.energy.attribution import attribution_name
+
+    stored = study.user_attrs.get(ATTRIBUTION_ATTR)
+    mode = base.energy.tracking_mode
+    if stored and stored != attribution_name(mode):
+        raise SedwattError(
+            f"--study-name {study.study_name}: this study's trial energies are charged by energy.attribution "
+            f"{stored}, but this worker's energy.tracking_mode={mode} charges {attribution_name(mode)}; use the "
+            "study's tracking mode or another study name"
+        )
+
+
+def _record_attribution(study: Any, base: SedwattConfig) -> None:
+    """A study made without the attribute (before it existed, or by `optuna create-study`): record it if no
+    trial has been charged yet, else say that its trials' energies may follow another rule."""
+    from sedwatt.energy.attribution import attribution_name
+
+    attribution = attribution_name(base.energy.tracking_mode)
+    if study.user_attrs.get(ATTRIBUTION_ATTR):
+        return
+    if not study.get_trials(deepcopy=False):
+        study.set_user_attr(ATTRIBUTION_ATTR, attribution)
+        return
+    logger.warning(
+        "study %s records no energy attribution: its trials' energies may have been charged by another rule "
+        "(e.g. process-cpu-share before 2026-12-02) than this worker's %s; do not compare them across that change",
+        study.study_name,
+        attribution,
+    )
+
+
 def trial_header(number: int, params: dict[str, Any], config: SedwattConfig, retried: int | None) -> str:
     """One line before a trial's epochs, so several trials' progress lines can be told apart."""
     from sedwatt.search.runs import worker_id
@@ -189,6 +224,7 @@ def join_study(settings: SearchSettings, base: SedwattConfig, candidate_run_id: 
     """Open the study and agree with the other workers on its parent run (see runs.py for how)."""
     import optuna
 
+    from sedwatt.energy.attribution import attribution_name
     from sedwatt.search import runs
     from sedwatt.tracking import ensure_experiment
 
@@ -202,6 +238,7 @@ def join_study(settings: SearchSettings, base: SedwattConfig, candidate_run_id: 
     if study is not None:
         _check_directions(study)  # before anything is made for it
         _check_objectives(study, settings)
+        _check_attribution(study, base)
     parent = runs.current_parent(study) if study is not None else None
     created = False
     own_run: str | None = None
@@ -224,6 +261,7 @@ def join_study(settings: SearchSettings, base: SedwattConfig, candidate_run_id: 
         if created:
             with quiet_optuna_warnings():  # named before the parent: a joiner that sees the parent sees them
                 study.set_metric_names(list(objective_names(settings.f1_objective, settings.energy_objective)))
+            study.set_user_attr(ATTRIBUTION_ATTR, attribution_name(base.energy.tracking_mode))
             study.set_user_attr(runs.PARENT_ATTR, own_run)  # joiners are waiting for it
             parent = own_run
         else:
@@ -233,10 +271,13 @@ def join_study(settings: SearchSettings, base: SedwattConfig, candidate_run_id: 
             try:  # this worker may have lost a creation race: the winner's study was not checked above
                 _check_directions(study)
                 _check_objectives(study, settings)
+                _check_attribution(study, base)
+                _record_attribution(study, base)  # a study made without it: the parent is agreed now
             except SedwattError:
                 settle_own_run(parent, own_run, candidate_run_id, settings.study_name)  # no orphan run left
                 raise
-
+    else:
+        _record_attribution(study, base)
     settle_own_run(parent, own_run, candidate_run_id, settings.study_name)
     runs.reopen_parent(parent)
     runs.log_study_params(parent, study_params(settings, base))
