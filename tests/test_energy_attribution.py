@@ -28,6 +28,7 @@ from sedwatt.energy import EnergyCallback, EnergySession
 from sedwatt.energy.attribution import (
     ATTRIBUTION_MACHINE,
     ATTRIBUTION_PROCESS,
+    ATTRIBUTION_PROCESS_BUSY_SHARE,
     CpuShare,
     CpuShareMeter,
     attribute,
@@ -401,3 +402,56 @@ def test_registered_version_says_what_the_energy_is(trained, monkeypatch):
     best = run.data.metrics["max_val_f1"]
     expected = f"run max val_f1 {best:.3f} (teacher); training energy {describe_energy(run.data.metrics, run.data.tags)}"
     assert version.description.splitlines()[0] == expected
+
+
+@pytest.mark.parametrize(
+    ("first_mode", "replayed_as", "resumed_from"),
+    [
+        ("machine", None, "machine"),
+        ("process", ATTRIBUTION_PROCESS_BUSY_SHARE, "process-cpu-share"),  # a checkpoint from before 2026-12-02
+        ("process", None, None),
+    ],
+)
+def test_a_resume_across_attributions_is_warned_and_tagged(tmp_path, caplog, first_mode, replayed_as, resumed_from):
+    """Session 1 measures two epochs and its state goes into the checkpoint; session 2 resumes it with
+    ``energy.tracking_mode=process``. Rows charged by another rule make the run's totals mix two rules."""
+    config = SedwattConfig()
+    config.train.device = "cpu"
+    config.energy.measure_power_secs = 0.5
+    config.energy.tracking_mode = first_mode
+    first = EnergyCallback(config.energy, tmp_path, total_epochs=4)
+    state = RunState(config=config, out_dir=tmp_path)
+    first.on_train_start(state)
+    for epoch in (1, 2):
+        one_epoch(first, state, epoch, 0.1)
+    first.on_train_end(state)
+    checkpoint = first.state_dict()
+    if replayed_as:
+        for row in checkpoint["rows"]:
+            row["attribution"] = replayed_as
+
+    config.energy.tracking_mode = "process"
+    resumed = EnergyCallback(config.energy, tmp_path, total_epochs=4)
+    resumed.load_state_dict(checkpoint)
+    state = RunState(config=config, out_dir=tmp_path)
+    with caplog.at_level(logging.WARNING, logger="sedwatt.energy"):
+        resumed.on_train_start(state)
+        one_epoch(resumed, state, 3, 0.1)
+        resumed.on_train_end(state)
+    tags = state.info["tags"]
+    assert tags["energy.attribution"] == ATTRIBUTION_PROCESS
+    assert tags.get("energy.attribution_resumed_from") == resumed_from
+    warnings = [r.getMessage() for r in caplog.records if "resumed from a checkpoint" in r.getMessage()]
+    readme = (tmp_path / "energy" / "README.md").read_text()
+    if resumed_from is None:
+        assert warnings == [] and "attribution_resumed_from" not in readme
+        return
+    assert warnings == [
+        f"energy: resumed from a checkpoint charged by energy.attribution {resumed_from} (epochs 1, 2) but this "
+        "session charges process-cpu-use: the run's energy totals mix both rules (tag energy.attribution_resumed_from)"
+    ]
+    assert f"were charged by `{resumed_from}`" in readme
+    rows = read_rows(tmp_path / "energy" / "epochs.csv")
+    assert [(r["epoch"], r["attribution"]) for r in rows] == [
+        ("1", resumed_from), ("2", resumed_from), ("3", ATTRIBUTION_PROCESS)
+    ]  # fmt: skip

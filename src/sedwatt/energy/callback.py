@@ -39,6 +39,10 @@ from sedwatt.training.callbacks import Callback, RunState
 
 logger = logging.getLogger(__name__)
 
+ATTRIBUTION_TAG = "energy.attribution"
+# Run tag: the attribution(s) a resumed checkpoint's epochs were charged by, when not this session's.
+RESUMED_FROM_TAG = "energy.attribution_resumed_from"
+
 PREDICT_AFTER_EPOCHS = (1, 3)  # CarbonTracker-style linear extrapolation points
 CUMULATIVE_KEYS = names.ENERGY_TERMS  # Segment fields of those names, summed over epochs
 CSV_COLUMNS = (
@@ -72,6 +76,14 @@ CSV_COLUMNS = (
     "ram_method",
     "session",
 )
+
+
+def epoch_list(epochs: list[int]) -> str:
+    """Epochs for a message: ``1-3`` when they run on without a gap, else ``1, 3``."""
+    epochs = sorted(set(epochs))
+    if len(epochs) > 2 and epochs[-1] - epochs[0] == len(epochs) - 1:
+        return f"{epochs[0]}-{epochs[-1]}"
+    return ", ".join(map(str, epochs))
 
 
 def write_csv_atomic(path: Path, rows: list[dict[str, Any]], columns: tuple[str, ...]) -> Path:
@@ -135,6 +147,7 @@ class EnergyCallback(Callback):
             gpu_plan=self.gpu_plan,
         )
         self.tags = dict(self.session.tags)
+        self._flag_resumed_attribution()
         state.info.setdefault("tags", {}).update(self.tags)
         self._keep_unfinished_rows_on_disk()
         self._write_readme()  # before the first epoch: a killed run still explains its files
@@ -229,6 +242,27 @@ class EnergyCallback(Callback):
             )
 
     # -- resume ---------------------------------------------------------------------------------
+    def _flag_resumed_attribution(self) -> None:
+        """Resumed from a checkpoint whose epochs were charged by another rule (e.g. ``process-cpu-share``
+        before 2026-12-02): the run's totals mix both, so say so once and tag it for analysis."""
+        current = self.tags.get(ATTRIBUTION_TAG, "")
+        earlier: dict[str, list[int]] = {}
+        for row in self.rows:  # the checkpoint's rows, the ones in the cumulative sums
+            rule = str(row.get("attribution") or "")
+            if rule and rule != current and str(row.get("complete", 1)) != "0":
+                earlier.setdefault(rule, []).append(int(row["epoch"]))
+        if not earlier:
+            return
+        self.tags[RESUMED_FROM_TAG] = ",".join(sorted(earlier))
+        logger.warning(
+            "energy: resumed from a checkpoint charged by energy.attribution %s (epochs %s) but this session "
+            "charges %s: the run's energy totals mix both rules (tag %s)",
+            " and ".join(sorted(earlier)),
+            "; ".join(epoch_list(epochs) for _, epochs in sorted(earlier.items())),
+            current,
+            RESUMED_FROM_TAG,
+        )
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "cumulative": dict(self.cumulative),
@@ -323,7 +357,7 @@ class EnergyCallback(Callback):
 
 def files_readme(tags: dict[str, str]) -> str:
     """The explanation written next to the energy files (markdown)."""
-    attribution = tags.get("energy.attribution", ATTRIBUTION_MACHINE)
+    attribution = tags.get(ATTRIBUTION_TAG, ATTRIBUTION_MACHINE)
     charged = (
         "its own use of the machine: the machine's CPU energy × `process_cpu_share` (this process and its "
         "children's CPU time ÷ all busy CPU time on the machine during the epoch) plus its RAM energy × "
@@ -334,10 +368,18 @@ def files_readme(tags: dict[str, str]) -> str:
         if attribution == ATTRIBUTION_PROCESS_BUSY_SHARE
         else "the whole machine's energy, other processes' included (`energy.tracking_mode=machine`)"
     )
+    resumed = tags.get(RESUMED_FROM_TAG)
+    mixed = (
+        f"Epochs restored from an earlier session's checkpoint were charged by `{resumed}` (tag "
+        f"`{RESUMED_FROM_TAG}`): `energy_cum_kwh` and the run's totals mix the two rules; the `attribution` "
+        "column says which rule charged each row.\n"
+        if resumed
+        else ""
+    )
     return f"""# Energy files of this run
 
 Written by sedwatt. Energy attribution: `{attribution}`: each epoch is charged {charged}.
-Methods: CPU `{tags.get("energy.cpu_method", "?")}`, RAM `{tags.get("energy.ram_method", "?")}`, \
+{mixed}Methods: CPU `{tags.get("energy.cpu_method", "?")}`, RAM `{tags.get("energy.ram_method", "?")}`, \
 GPU `{tags.get("energy.gpu_method", "?")}` (run tags `energy.*`). A `*-estimate` or `forced-*` method \
 is a model, not a reading: without RAPL, CPU power is the TDP scaled by the machine's load and RAM power \
 is a constant for the installed memory, so such an energy is about wall time × a constant.
