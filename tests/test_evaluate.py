@@ -173,18 +173,51 @@ def test_a_calibration_on_another_dev_test_is_flagged():
     assert match is False and len(notes) == 1 and "run-1" in notes[0] and "fp-A" in notes[0] and "fp-B" in notes[0]
 
 
-def test_a_calibration_charged_by_another_attribution_is_flagged():
-    """A calibration from before 2026-12-02 (busy share for RAM too) normalises an own-use evaluation wrongly."""
+def test_calibrations_charged_by_another_attribution_are_named_not_used():
+    """A calibration from before 2026-12-02 (busy share for RAM too) cannot normalise an own-use evaluation."""
     from sedwatt.evaluation import Calibration
     from sedwatt.evaluation.evaluate import calibration_check
 
     hw = {"hw.gpu_model": "none", "hw.cpu_model": "Test CPU 9000"}
     old = Calibration("run-1", ("none", "Test CPU 9000"), 0.001, 0.03, "fp-A", attribution="process-cpu-share")
-    match, notes = calibration_check(old, hw, "fp-A", "process-cpu-use")
-    assert match is True and len(notes) == 1 and "'process-cpu-share'" in notes[0] and "'process-cpu-use'" in notes[0]
-    assert calibration_check(old, hw, "fp-A", "process-cpu-share") == (True, [])
-    unknown = Calibration("run-2", ("none", "Test CPU 9000"), 0.001, 0.03, "fp-A")  # no tag: nothing to say
-    assert calibration_check(unknown, hw, "fp-A", "process-cpu-use") == (True, [])
+    match, notes = calibration_check(None, hw, "fp-A", "process-cpu-use", [old])
+    assert match is None and len(notes) == 1 and notes[0].startswith("warning:")
+    assert "run-1" in notes[0] and "'process-cpu-share'" in notes[0] and "'process-cpu-use'" in notes[0]
+    match, notes = calibration_check(None, hw, "fp-A", "process-cpu-use")  # none at all: the plain hint
+    assert match is None and len(notes) == 1 and "sedwatt calibrate" in notes[0] and "warning" not in notes[0]
+
+
+def test_a_newer_calibration_charged_by_another_rule_does_not_hide_this_rules_one(trained, tiny_data, client, capsys):
+    import time
+
+    import torch
+
+    from sedwatt.hardware import hardware_tags
+    from sedwatt.tracking import ensure_experiment
+
+    experiment_id = ensure_experiment(CALIBRATION_EXPERIMENT)
+    hw = hardware_tags(torch.device("cpu"))  # this machine, as the evaluation on the CPU tags it
+
+    def calibration(rule: str, kwh: float) -> str:
+        tags = {"sedwatt.kind": "calibration", **hw, "energy.attribution": rule}
+        run_id = client.create_run(experiment_id, tags=tags).info.run_id
+        client.log_param(run_id, "ref_published_kwh", "0.03")
+        client.log_metric(run_id, "ref_inference_energy_kwh", kwh)
+        client.set_terminated(run_id)
+        time.sleep(0.01)  # distinct start times
+        return run_id
+
+    own_use = calibration("process-cpu-use", 0.004)
+    whole_machine = calibration("machine", 0.008)  # newer, charged by another rule
+    for extra, rule, expected, reference in (
+        ((), "process-cpu-use", own_use, 0.004),
+        (("--set", "energy.tracking_mode=machine"), "machine", whole_machine, 0.008),
+    ):
+        run = client.get_run(_evaluate(capsys, tiny_data, "--set", "train.device=cpu", *extra))
+        assert run.data.tags["energy.attribution"] == rule
+        assert run.data.tags["sedwatt.calibration_run_id"] == expected
+        energy = run.data.metrics["inference_energy_kwh"]
+        assert run.data.metrics["inference_energy_normalised_kwh"] == pytest.approx(energy * 0.03 / reference)
 
 
 def test_reference_model_is_the_seeded_recipe_crnn_or_the_given_upstream_checkpoint(tmp_path):

@@ -12,7 +12,9 @@ detections — hence decoding and PSDS time — differ from a trained model's.
 
 The result is a run in experiment ``sedwatt-calibration`` (tag ``sedwatt.kind=calibration``, the
 ``hw.*`` tags, metric ``ref_inference_energy_kwh``, param ``ref_published_kwh``); ``evaluate``
-and the analysis use the most recent one whose (``hw.gpu_model``, ``hw.cpu_model``) matches.
+and the analysis use the most recent one whose (``hw.gpu_model``, ``hw.cpu_model``) matches and whose
+energy was charged by the same rule (tag ``energy.attribution``): a factor measured under one rule
+does not normalise an energy charged by another (``load_calibrations``).
 """
 
 from __future__ import annotations
@@ -64,8 +66,17 @@ class Calibration:
         return energy_kwh * self.published_kwh / self.measured_kwh
 
 
-def load_calibrations(client: Any = None) -> dict[tuple[str, str], Calibration]:
-    """The most recent usable calibration per hardware fingerprint ({} when there are none)."""
+CalibrationKey = tuple[tuple[str, str], str | None]  # (hardware fingerprint, energy.attribution or None)
+
+
+def load_calibrations(client: Any = None) -> dict[CalibrationKey, Calibration]:
+    """The most recent usable calibration per (hardware fingerprint, ``energy.attribution``); {} when none.
+
+    Keyed by the attribution too, so a newer calibration charged by another rule (say a ``machine`` one
+    beside ``process-cpu-use`` ones) does not hide the older one that matches. A calibration without the
+    tag (logged before sedwatt recorded it, when energy was charged by CodeCarbon's own mode, a rule
+    neither of today's process rules is) has the key None: it matches only runs without the tag.
+    """
     import mlflow
     from mlflow.entities import ViewType
 
@@ -80,7 +91,7 @@ def load_calibrations(client: Any = None) -> dict[tuple[str, str], Calibration]:
         max_results=5000,
         order_by=["attributes.start_time DESC"],
     )
-    found: dict[tuple[str, str], Calibration] = {}
+    found: dict[CalibrationKey, Calibration] = {}
     for run in runs:
         measured = run.data.metrics.get(REF_METRIC)
         try:
@@ -90,23 +101,43 @@ def load_calibrations(client: Any = None) -> dict[tuple[str, str], Calibration]:
         if measured is None or not math.isfinite(measured) or measured <= 0 or not published > 0:
             continue
         fingerprint = hardware_fingerprint(run.data.tags)
+        attribution = run.data.tags.get("energy.attribution")
         found.setdefault(
-            fingerprint,
+            (fingerprint, attribution),
             Calibration(
                 run_id=run.info.run_id,
                 fingerprint=fingerprint,
                 measured_kwh=float(measured),
                 published_kwh=published,
                 dataset_fingerprint=run.data.params.get("dataset_fingerprint"),
-                attribution=run.data.tags.get("energy.attribution"),
+                attribution=attribution,
             ),
         )
     return found
 
 
-def find_calibration(hw_tags: dict[str, str], client: Any = None) -> Calibration | None:
-    """The most recent usable calibration with this hardware fingerprint, or None."""
-    return load_calibrations(client).get(hardware_fingerprint(hw_tags))
+def match_calibration(
+    calibrations: dict[CalibrationKey, Calibration], hw_tags: dict[str, str], attribution: str | None
+) -> Calibration | None:
+    """The calibration of this hardware charged by ``attribution`` (None: one without the tag), or None."""
+    return calibrations.get((hardware_fingerprint(hw_tags), attribution))
+
+
+def charged_otherwise(
+    calibrations: dict[CalibrationKey, Calibration], hw_tags: dict[str, str], attribution: str | None
+) -> list[Calibration]:
+    """This hardware's calibrations charged by another rule than ``attribution``: why none matched."""
+    fingerprint = hardware_fingerprint(hw_tags)
+    return [c for (fp, rule), c in calibrations.items() if fp == fingerprint and rule != attribution]
+
+
+def find_calibration(
+    hw_tags: dict[str, str], client: Any = None, attribution: str | None = None
+) -> Calibration | None:
+    """The most recent usable calibration with this hardware fingerprint and ``energy.attribution``, or None.
+
+    ``attribution`` None finds only a calibration without the tag (``load_calibrations``)."""
+    return match_calibration(load_calibrations(client), hw_tags, attribution)
 
 
 def reference_config(overrides: list[str] | tuple[str, ...] = ()) -> SedwattConfig:

@@ -9,6 +9,7 @@ UI shows it nested), ``sedwatt.kind=evaluate`` and ``sedwatt.evaluates`` = the t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,13 +35,18 @@ class EvaluationOutcome:
 
 
 def evaluation_metrics(result: DevtestResult, calibration: Calibration | None) -> dict[str, float]:
-    """The run's metrics: the five scores, the inference energy split, and the normalised energy."""
+    """The run's metrics: the five scores, the inference energy split, and the normalised energy.
+
+    The normalised energy only where the calibration charged its energy by the rule this pass did
+    (``energy.attribution``): a factor measured under one rule does not normalise an energy charged by another.
+    """
     from sedwatt.evaluation.runs import finite
 
     metrics: dict[str, float | None] = {key: result.metrics[key] for key in METRIC_KEYS}
     metrics.update(result.energy.metrics(prefix="inference_"))
     energy = result.energy.energy_kwh
-    if calibration is not None and result.energy.measured and energy is not None:
+    rule = result.energy.tags.get("energy.attribution")
+    if calibration is not None and calibration.attribution == rule and result.energy.measured and energy is not None:
         metrics[NORMALISED_METRIC] = calibration.normalise(energy)
         metrics["inference_energy_norm_factor"] = calibration.factor
     return finite(metrics)
@@ -48,30 +54,30 @@ def evaluation_metrics(result: DevtestResult, calibration: Calibration | None) -
 
 def calibration_check(
     calibration: Calibration | None, hw_tags: dict[str, str], dataset_fingerprint: str,
-    attribution: str | None = None,
+    attribution: str | None = None, charged_otherwise: Sequence[Calibration] = (),
 ) -> tuple[bool | None, list[str]]:  # fmt: skip
     """(whether the calibration measured this same dev-test, notes to print); (None, …) without one.
 
-    ``attribution``: how this evaluation charges energy; a calibration charged another way is warned about."""
+    ``calibration`` is this hardware's calibration charged by ``attribution`` (how this evaluation charges
+    energy, ``match_calibration``); ``charged_otherwise``: the hardware's calibrations charged by another rule,
+    which cannot normalise this evaluation and are named so the user knows to calibrate again."""
     if calibration is None:
-        return None, [
-            f"no calibration for this hardware ({hw_tags.get('hw.gpu_model')} / {hw_tags.get('hw.cpu_model')}): "
-            "run `sedwatt calibrate` to get the normalised inference energy"
-        ]
-    notes = []
-    if attribution and calibration.attribution and calibration.attribution != attribution:
-        notes.append(
-            f"warning: calibration run {calibration.run_id} charged its energy as {calibration.attribution!r}, "
-            f"this evaluation as {attribution!r} (energy.attribution): the normalised energy mixes two rules; "
-            "run `sedwatt calibrate` again"
-        )
+        machine = f"{hw_tags.get('hw.gpu_model')} / {hw_tags.get('hw.cpu_model')}"
+        if charged_otherwise:
+            others = ", ".join(f"run {c.run_id} as {c.attribution or 'untagged'!r}" for c in charged_otherwise)
+            return None, [
+                f"warning: no calibration for this hardware ({machine}) charged its energy as {attribution!r} "
+                f"(energy.attribution), as this evaluation does; calibration {others} cannot normalise it: "
+                "run `sedwatt calibrate` again"
+            ]
+        return None, [f"no calibration for this hardware ({machine}): run `sedwatt calibrate` to get the normalised "
+                      "inference energy"]  # fmt: skip
     if calibration.dataset_fingerprint == dataset_fingerprint:
-        return True, notes
+        return True, []
     return False, [
         f"warning: calibration run {calibration.run_id} measured another dev-test "
         f"(dataset fingerprint {calibration.dataset_fingerprint} vs {dataset_fingerprint} here); "
-        "the normalised energy compares different work",
-        *notes,
+        "the normalised energy compares different work"
     ]
 
 
@@ -176,7 +182,7 @@ def evaluate(
     """See the module docstring; returns what was logged."""
     from sedwatt import threads
     from sedwatt.energy.attribution import attribution_name
-    from sedwatt.evaluation.calibration import find_calibration
+    from sedwatt.evaluation.calibration import charged_otherwise, load_calibrations, match_calibration
     from sedwatt.evaluation.devtest import load_devtest, run_devtest
     from sedwatt.evaluation.model_source import load_model, resolve_model_uri, training_config
     from sedwatt.evaluation.runs import check_out_dir, output_folder
@@ -195,9 +201,12 @@ def evaluate(
         model = load_model(source, device)
         hw = hardware_tags(device)
 
-        calibration = find_calibration(hw)
+        # This hardware's newest calibration charged by the rule this evaluation charges by (others are named).
         attribution = attribution_name(config.energy.tracking_mode)
-        dataset_match, notes = calibration_check(calibration, hw, devset.fingerprint, attribution)
+        calibrations = load_calibrations()
+        calibration = match_calibration(calibrations, hw, attribution)
+        others = charged_otherwise(calibrations, hw, attribution)
+        dataset_match, notes = calibration_check(calibration, hw, devset.fingerprint, attribution, others)
         if not config.energy.enabled:
             notes.append("energy.enabled=false: no inference energy measured")
 
