@@ -21,6 +21,13 @@ segment is a section of ``SedwattConfig``) and ``dataset_fingerprint`` (the data
   and "cuda" are the same runs on a GPU machine, while "auto" on two machines would still agree). The
   run's ``hw.*`` tags say where it ran; hardware is compared by ``--group-by hardware``.
 
+Tags compared (``RUN_LEVEL_COMPARED_TAGS``): ``energy.attribution``, the rule by which a run's energy was
+charged. Runs charged by different rules are never compared, not even by ``--group-by``: a
+``process-cpu-share`` run (logged before 2026-12-02) and a ``process-cpu-use`` one both have
+``energy.tracking_mode = process`` but different energies for the same work. A run without the tag (logged
+before sedwatt recorded it, charged by CodeCarbon's own mode) counts as "(not logged)", in a cohort of its own,
+and the tag is compared only when some selected run carries it.
+
 Params outside the config are not compared either: the config's ``name`` / ``config_name``,
 Optuna's ``trial_number`` / ``study_name``, and the ``mlflow run`` entry-point inputs (``config``,
 ``data``, ``epochs``, ``overrides``), whose effect is already in the flattened config. A config key a
@@ -43,6 +50,7 @@ NOT_LOGGED = "(not logged)"
 ALL_RUNS = "all runs"
 EPOCH_BUDGET = "train.epochs"
 RUN_LEVEL_COMPARED = ("dataset_fingerprint",)
+RUN_LEVEL_COMPARED_TAGS = ("energy.attribution",)  # how energy was charged: never mixed (module docstring)
 NOT_COMPARED = frozenset(
     {
         "train.seed",
@@ -134,15 +142,20 @@ def is_compared(key: str, freed: set[str]) -> bool:
 
 
 def compared_keys(records: Sequence[RunRecord], group_keys: Sequence[str]) -> list[str]:
-    """The params whose values must agree within a cohort, the epoch budget first."""
+    """The params (and ``RUN_LEVEL_COMPARED_TAGS`` some run carries) that must agree within a cohort, the epoch
+    budget first."""
     freed = freed_by(group_keys)
     keys = {k.removeprefix("sedwatt.") for r in records for k in r.params}
     keys = {k for k in keys if is_compared(k, freed)}
+    keys |= {k for k in RUN_LEVEL_COMPARED_TAGS if any(k in r.tags for r in records)}
     return sorted(keys, key=lambda k: (k != EPOCH_BUDGET, k))
 
 
 def effective_value(record: RunRecord, key: str) -> str:
-    """The value the run trained with: ``sedwatt.<key>`` first, then the key, then the default."""
+    """The value the run trained with: ``sedwatt.<key>`` first, then the key, then the default (a compared
+    tag: its value, else "(not logged)")."""
+    if key in RUN_LEVEL_COMPARED_TAGS:
+        return record.tags.get(key, NOT_LOGGED)
     params = record.params
     if f"sedwatt.{key}" in params:
         return params[f"sedwatt.{key}"]

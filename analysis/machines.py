@@ -4,7 +4,7 @@ Energy is only comparable on the same hardware (paper, finding 2). Two aids:
 - calibration runs (experiment ``sedwatt-calibration``, tag ``sedwatt.kind = 'calibration'``) measure
   the reference model's dev-test inference energy on one machine; a run's normalised energy is
   E × ref_published / ref_measured_here, using the latest calibration with the run's fingerprint
-  (``hw.gpu_model``, ``hw.cpu_model``);
+  (``hw.gpu_model``, ``hw.cpu_model``) whose energy was charged by the run's rule (``energy.attribution``);
 - the model registry: each registered version carries its run's ``hw.*`` tags and energy, so the
   versions of the analysed runs are listed side by side.
 Both are optional: without calibrations or registered versions the report says so.
@@ -24,36 +24,41 @@ from sedwatt.evaluation.calibration import (  # noqa: F401  (re-exported for the
     REF_METRIC,
     REF_PUBLISHED_PARAM,
     Calibration,
+    CalibrationKey,
+    charged_otherwise,
     load_calibrations,
+    match_calibration,
 )
 
 from .history import chunks
-from .per_run import hardware_fingerprint, hardware_label
+from .per_run import hardware_label
 from .runs import RunRecord
 
 logger = logging.getLogger(__name__)
 
 
 def add_normalised_energy(
-    runs: pd.DataFrame, records: dict[str, RunRecord], calibrations: dict[tuple[str, str], Calibration]
+    runs: pd.DataFrame, records: dict[str, RunRecord], calibrations: dict[CalibrationKey, Calibration]
 ) -> pd.DataFrame:
     """Columns ``energy_norm_factor`` and ``energy_total_norm_kwh`` (NaN where no calibration matches).
 
-    A calibration matches a run on its hardware fingerprint and, where both say, on how energy was charged
-    (``energy.attribution``): a factor measured under one rule does not normalise an energy charged by another.
+    Each run is normalised by the newest calibration of its hardware fingerprint charged by its own rule
+    (``energy.attribution``; untagged runs by untagged calibrations, ``load_calibrations``): a factor measured
+    under one rule does not normalise an energy charged by another. Runs whose machine has calibrations only
+    under other rules are counted in a warning.
     """
     frame = runs.copy()
     factors, mismatched = [], 0
     for run_id in frame["run_id"]:
         tags = records[run_id].tags
-        calibration = calibrations.get(hardware_fingerprint(tags))
         attribution = tags.get("energy.attribution")
-        if calibration and attribution and calibration.attribution and calibration.attribution != attribution:
-            calibration, mismatched = None, mismatched + 1
+        calibration = match_calibration(calibrations, tags, attribution)
+        if calibration is None and charged_otherwise(calibrations, tags, attribution):
+            mismatched += 1
         factors.append(calibration.factor if calibration else np.nan)
     if mismatched:
         logger.warning(
-            "%d run(s) not normalised: their machine's calibration charged energy by another energy.attribution "
+            "%d run(s) not normalised: their machine's calibrations charged energy by another energy.attribution "
             "(run `sedwatt calibrate` again there)",
             mismatched,
         )
@@ -62,12 +67,19 @@ def add_normalised_energy(
     return frame
 
 
-def calibration_frame(calibrations: dict[tuple[str, str], Calibration]) -> pd.DataFrame:
+CALIBRATION_COLUMNS = [
+    "hardware", "gpu_model", "cpu_model", "attribution", "ref_measured_kwh", "ref_published_kwh", "factor", "run_id",
+]  # fmt: skip
+
+
+def calibration_frame(calibrations: dict[CalibrationKey, Calibration]) -> pd.DataFrame:
+    """One row per (hardware, attribution) calibration; ``attribution`` is empty for an untagged one."""
     rows = [
         {
             "hardware": hardware_label({"hw.gpu_model": c.fingerprint[0], "hw.cpu_model": c.fingerprint[1]}),
             "gpu_model": c.fingerprint[0],
             "cpu_model": c.fingerprint[1],
+            "attribution": c.attribution or "",
             "ref_measured_kwh": c.measured_kwh,
             "ref_published_kwh": c.published_kwh,
             "factor": c.factor,
@@ -75,18 +87,8 @@ def calibration_frame(calibrations: dict[tuple[str, str], Calibration]) -> pd.Da
         }
         for c in calibrations.values()
     ]
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "hardware",
-            "gpu_model",
-            "cpu_model",
-            "ref_measured_kwh",
-            "ref_published_kwh",
-            "factor",
-            "run_id",
-        ],
-    )
+    frame = pd.DataFrame(rows, columns=CALIBRATION_COLUMNS)
+    return frame.sort_values(["hardware", "attribution"], kind="stable").reset_index(drop=True)
 
 
 def _tag_float(tags: dict[str, str], key: str) -> float:

@@ -244,7 +244,7 @@ def test_a_calibration_charged_by_another_attribution_does_not_normalise(caplog)
     runs = pd.DataFrame({"run_id": ["new", "old"], "energy_total_kwh": [1.0, 1.0]})
     calibration = Calibration("cal", ("none", "Test CPU"), 0.5, 0.25, attribution="process-cpu-use")
     with caplog.at_level("WARNING", logger="sedwatt_analysis.machines"):
-        frame = add_normalised_energy(runs, records, {calibration.fingerprint: calibration})
+        frame = add_normalised_energy(runs, records, {(calibration.fingerprint, calibration.attribution): calibration})
     assert frame["energy_total_norm_kwh"].iloc[0] == pytest.approx(0.5)
     assert math.isnan(frame["energy_total_norm_kwh"].iloc[1])
     assert "1 run(s) not normalised" in caplog.text
