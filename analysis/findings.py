@@ -194,7 +194,7 @@ def normalisation_finding(runs: pd.DataFrame, n_calibrations: int) -> Finding:
         )
     else:
         text = (
-            f"{n_calibrations} hardware calibration(s) found; normalised energy "
+            f"{n_calibrations} calibration(s) found (one per hardware and energy attribution); normalised energy "
             f"(E × E_ref_published / E_ref_measured_here) is available for {covered} of {len(runs)} runs."
         )
     return Finding("normalisation", text, {"calibrations": n_calibrations, "runs_normalised": covered})

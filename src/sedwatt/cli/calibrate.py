@@ -14,7 +14,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Run the DCASE 2022 baseline architecture (seeded weights, or --checkpoint) through the same "
             "dev-test pass as `sedwatt evaluate` and record its energy in experiment sedwatt-calibration. "
-            "Later evaluations on the same hardware (GPU and CPU model) log inference_energy_normalised_kwh "
+            "Later evaluations on the same hardware (GPU and CPU model), charged by the same energy.attribution, "
+            "log inference_energy_normalised_kwh "
             "= E x published / measured. For a DCASE-comparable figure, --data must hold the real DESED dev-test."
         ),
     )
