@@ -463,6 +463,15 @@ def test_a_study_without_a_recorded_attribution(tmp_path, monkeypatch, caplog):
     assert fresh.user_attrs[ATTRIBUTION_ATTR] == ATTRIBUTION_MACHINE
     assert not [r for r in caplog.records if "energy attribution" in r.getMessage()]
 
+    caplog.clear()  # only queued trials (what `sedwatt demo` makes): nothing charged yet, no warning
+    queued = optuna.create_study(study_name="queued", storage=settings.storage, directions=["maximize", "minimize"])
+    queued.enqueue_trial({"batch_size": 32})
+    with caplog.at_level(logging.WARNING, logger="sedwatt.search.study"):
+        join_study(attribution_settings(tmp_path, "queued", parent_wait_s=0.5),
+                   load_config(None, ["energy.tracking_mode=process"]), None)  # fmt: skip
+    assert queued.user_attrs[ATTRIBUTION_ATTR] == ATTRIBUTION_PROCESS
+    assert not [r for r in caplog.records if "energy attribution" in r.getMessage()]
+
 
 # --- report ---------------------------------------------------------------------------------------
 

@@ -175,12 +175,15 @@ def _check_attribution(study: Any, base: SedwattConfig) -> None:
 def _record_attribution(study: Any, base: SedwattConfig) -> None:
     """A study made without the attribute (before it existed, or by `optuna create-study`): record it if no
     trial has been charged yet, else say that its trials' energies may follow another rule."""
+    import optuna
+
     from sedwatt.energy.attribution import attribution_name
 
     attribution = attribution_name(base.energy.tracking_mode)
     if study.user_attrs.get(ATTRIBUTION_ATTR):
         return
-    if not study.get_trials(deepcopy=False):
+    started = [t for t in study.get_trials(deepcopy=False) if t.state != optuna.trial.TrialState.WAITING]
+    if not started:  # queued trials (`sedwatt demo`, enqueue_trial) have charged nothing yet
         study.set_user_attr(ATTRIBUTION_ATTR, attribution)
         return
     logger.warning(
