@@ -257,8 +257,9 @@ def test_machine_mode_flags_an_epoch_shared_with_busy_processes(tmp_path, caplog
     assert "whole machine, this process" in state.info["epoch_report"]["energy"]
     assert "shared with busy processes in 1 epochs" in describe_energy(metrics, tags)
     (row,) = read_rows(tmp_path / "energy" / "epochs.csv")
-    assert float(row["process_energy_kwh"]) == pytest.approx(
-        (float(row["machine_cpu_energy_kwh"]) + float(row["machine_ram_energy_kwh"])) * share
+    assert float(row["process_energy_kwh"]) == pytest.approx(  # the process attribution's figure, kept beside
+        float(row["machine_cpu_energy_kwh"]) * share
+        + float(row["machine_ram_energy_kwh"]) * float(row["process_cpu_capacity"])
     )
 
 
