@@ -153,6 +153,12 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None, metavar="N", help="train.num_threads per job")
     parser.add_argument("--keep", type=Path, default=None, metavar="DIR", help="work here and keep it")
+    parser.add_argument(
+        "--no-warmup",
+        action="store_true",
+        help="skip the job that fills the mel cache first (a quick check: the job alone then fills it, so its "
+        "first epoch does more work than the pair's)",
+    )
     args = parser.parse_args()
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="sedwatt-contention-"))
@@ -166,7 +172,8 @@ def main() -> int:
             shutil.rmtree(work / name, ignore_errors=True)
         cpus = f"{os.cpu_count()} CPUs, {len(os.sched_getaffinity(0))} usable"
         print(f"[contention] {cpus}, load {os.getloadavg()[0]:.1f}; work in {work}", flush=True)
-        finish_job("warmup", *start_job("warmup", work, data, args, 1))  # fills the mel cache
+        if not args.no_warmup:
+            finish_job("warmup", *start_job("warmup", work, data, args, 1))  # fills the mel cache
         t0 = time.monotonic()
         alone = finish_job("alone", *start_job("alone", work, data, args, args.epochs))
         print(f"[contention] alone: {time.monotonic() - t0:.0f} s", flush=True)
